@@ -1,0 +1,475 @@
+//! Aggregation over a flush interval, shared by every backend that sends
+//! summaries rather than each measurement.
+//!
+//! - counters are summed per (level, source, name);
+//! - timers are summarised per (level, source, name): count, sum, min, max and
+//!   sum of squares;
+//! - gauges keep each reading with its own time; two readings of one series
+//!   within the same second keep the later one.
+//!
+//! Memory grows with the number of distinct series (gauges: series × seconds in
+//! an interval), never with the number of measurements, and is capped:
+//! measurements that would start a series past the cap are refused and counted.
+
+use crate::measurement::{Kind, Measurement};
+use std::collections::hash_map::Entry;
+use std::fmt;
+
+type Map<V> = std::collections::HashMap<Box<str>, V, foldhash::fast::RandomState>;
+
+/// Default cap on the series an [`Aggregator`] holds per kind.
+pub const DEFAULT_MAX_SERIES: usize = 100_000;
+
+/// A series: level, optional source and name.
+///
+/// Stored as one string (`level|source|name`; the wire forbids `|` in a field)
+/// so that finding a series needs no allocation.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct Series {
+    key: Box<str>,
+}
+
+impl Series {
+    fn write_key(buf: &mut String, m: &Measurement<'_>) {
+        buf.clear();
+        buf.push_str(m.level);
+        buf.push('|');
+        buf.push_str(m.source.unwrap_or(""));
+        buf.push('|');
+        buf.push_str(m.name);
+    }
+
+    /// The series of a measurement.
+    pub fn of(m: &Measurement<'_>) -> Series {
+        let mut key = String::new();
+        Series::write_key(&mut key, m);
+        Series { key: key.into() }
+    }
+
+    fn parts(&self) -> (&str, &str, &str) {
+        let mut parts = self.key.splitn(3, '|');
+        let level = parts.next().unwrap_or("");
+        let source = parts.next().unwrap_or("");
+        let name = parts.next().unwrap_or("");
+        (level, source, name)
+    }
+
+    /// The level it was published at.
+    pub fn level(&self) -> &str {
+        self.parts().0
+    }
+
+    /// Where it was recorded, if the client said.
+    pub fn source(&self) -> Option<&str> {
+        Some(self.parts().1).filter(|s| !s.is_empty())
+    }
+
+    /// The metric's name.
+    pub fn name(&self) -> &str {
+        self.parts().2
+    }
+}
+
+/// Series sort by level, then source (none first), then name.
+impl Ord for Series {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        let (a, b) = (self.parts(), other.parts());
+        (a.0, a.1, a.2).cmp(&(b.0, b.1, b.2))
+    }
+}
+
+impl PartialOrd for Series {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl fmt::Debug for Series {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Series")
+            .field("level", &self.level())
+            .field("source", &self.source())
+            .field("name", &self.name())
+            .finish()
+    }
+}
+
+/// The summary of a timer's measurements over an interval, in seconds.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TimerSummary {
+    /// How many measurements.
+    pub count: u64,
+    /// Their sum.
+    pub sum: f64,
+    /// The smallest.
+    pub min: f64,
+    /// The largest.
+    pub max: f64,
+    /// The sum of their squares (for a standard deviation).
+    pub sum_squares: f64,
+}
+
+impl TimerSummary {
+    /// The summary of one measurement.
+    pub fn of(value: f64) -> TimerSummary {
+        TimerSummary {
+            count: 1,
+            sum: value,
+            min: value,
+            max: value,
+            sum_squares: value * value,
+        }
+    }
+
+    /// Adds one measurement.
+    pub fn add(&mut self, value: f64) {
+        self.count += 1;
+        self.sum += value;
+        self.min = self.min.min(value);
+        self.max = self.max.max(value);
+        self.sum_squares += value * value;
+    }
+
+    /// The mean.
+    pub fn mean(&self) -> f64 {
+        self.sum / self.count as f64
+    }
+}
+
+/// A counter's total over an interval.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CounterTotal {
+    /// Which series.
+    pub series: Series,
+    /// The sum of its measurements.
+    pub total: f64,
+    /// How many measurements were summed.
+    pub count: u64,
+}
+
+/// One gauge reading.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GaugeReading {
+    /// Which series.
+    pub series: Series,
+    /// The value read.
+    pub value: f64,
+    /// When it was read (Unix seconds).
+    pub time: i64,
+}
+
+/// A timer's summary over an interval.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TimerTotal {
+    /// Which series.
+    pub series: Series,
+    /// The summary of its measurements.
+    pub summary: TimerSummary,
+}
+
+/// What an [`Aggregator`] held at a flush, each list sorted by series (gauges
+/// then by time).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Snapshot {
+    /// Counter totals.
+    pub counters: Vec<CounterTotal>,
+    /// Gauge readings.
+    pub gauges: Vec<GaugeReading>,
+    /// Timer summaries.
+    pub timers: Vec<TimerTotal>,
+}
+
+impl Snapshot {
+    /// The number of aggregated measurements (series totals and readings).
+    pub fn len(&self) -> usize {
+        self.counters.len() + self.gauges.len() + self.timers.len()
+    }
+
+    /// Whether there is nothing to send.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// A measurement refused because its series would pass the cap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("series cap of {0} reached: measurement of a new series dropped")]
+pub struct SeriesCapReached(pub usize);
+
+/// Rolls measurements up over a flush interval. See the module docs.
+pub struct Aggregator {
+    counters: Map<(f64, u64)>,
+    timers: Map<TimerSummary>,
+    gauges: Map<(f64, i64)>,
+    key: String,
+    max_series: usize,
+}
+
+impl Default for Aggregator {
+    fn default() -> Self {
+        Aggregator::new(DEFAULT_MAX_SERIES)
+    }
+}
+
+impl fmt::Debug for Aggregator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Aggregator")
+            .field("counters", &self.counters.len())
+            .field("timers", &self.timers.len())
+            .field("gauges", &self.gauges.len())
+            .field("max_series", &self.max_series)
+            .finish()
+    }
+}
+
+impl Aggregator {
+    /// An aggregator holding at most `max_series` series of each kind.
+    pub fn new(max_series: usize) -> Aggregator {
+        Aggregator {
+            counters: Map::default(),
+            timers: Map::default(),
+            gauges: Map::default(),
+            key: String::with_capacity(128),
+            max_series,
+        }
+    }
+
+    /// Adds a measurement to its series. Costs no allocation unless the series
+    /// is new.
+    pub fn add(&mut self, m: &Measurement<'_>) -> Result<(), SeriesCapReached> {
+        Series::write_key(&mut self.key, m);
+        let max = self.max_series;
+        match m.kind {
+            Kind::Counter => upsert(&mut self.counters, &self.key, max, |slot| match slot {
+                Some((total, count)) => {
+                    *total += m.value;
+                    *count += 1;
+                    None
+                }
+                None => Some((m.value, 1)),
+            }),
+            Kind::Timer => upsert(&mut self.timers, &self.key, max, |slot| match slot {
+                Some(summary) => {
+                    summary.add(m.value);
+                    None
+                }
+                None => Some(TimerSummary::of(m.value)),
+            }),
+            Kind::Gauge => {
+                // One reading per series and second: the time joins the key.
+                use fmt::Write as _;
+                let _ = write!(self.key, "|{}", m.timestamp);
+                upsert(&mut self.gauges, &self.key, max, |slot| match slot {
+                    Some(reading) => {
+                        *reading = (m.value, m.timestamp);
+                        None
+                    }
+                    None => Some((m.value, m.timestamp)),
+                })
+            }
+        }
+    }
+
+    /// How many series (and gauge readings) are held now.
+    pub fn len(&self) -> usize {
+        self.counters.len() + self.timers.len() + self.gauges.len()
+    }
+
+    /// Whether nothing is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Takes everything aggregated so far, leaving the aggregator empty.
+    pub fn take(&mut self) -> Snapshot {
+        let mut counters: Vec<CounterTotal> = self
+            .counters
+            .drain()
+            .map(|(key, (total, count))| CounterTotal {
+                series: Series { key },
+                total,
+                count,
+            })
+            .collect();
+        counters.sort_by(|a, b| a.series.cmp(&b.series));
+        let mut timers: Vec<TimerTotal> = self
+            .timers
+            .drain()
+            .map(|(key, summary)| TimerTotal {
+                series: Series { key },
+                summary,
+            })
+            .collect();
+        timers.sort_by(|a, b| a.series.cmp(&b.series));
+        let mut gauges: Vec<GaugeReading> = self
+            .gauges
+            .drain()
+            .map(|(key, (value, time))| {
+                let series_end = key.rfind('|').unwrap_or(key.len());
+                GaugeReading {
+                    series: Series {
+                        key: key[..series_end].into(),
+                    },
+                    value,
+                    time,
+                }
+            })
+            .collect();
+        gauges.sort_by(|a, b| a.series.cmp(&b.series).then(a.time.cmp(&b.time)));
+        Snapshot {
+            counters,
+            gauges,
+            timers,
+        }
+    }
+}
+
+/// Updates the value under `key`, or inserts the one `update` returns for a new
+/// key while the map is under `max` entries.
+fn upsert<V>(
+    map: &mut Map<V>,
+    key: &str,
+    max: usize,
+    update: impl FnOnce(Option<&mut V>) -> Option<V>,
+) -> Result<(), SeriesCapReached> {
+    if let Some(value) = map.get_mut(key) {
+        update(Some(value));
+        return Ok(());
+    }
+    if map.len() >= max {
+        return Err(SeriesCapReached(max));
+    }
+    if let Some(value) = update(None) {
+        if let Entry::Vacant(slot) = map.entry(key.into()) {
+            slot.insert(value);
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn m<'a>(kind: Kind, name: &'a str, value: f64, source: Option<&'a str>) -> Measurement<'a> {
+        Measurement {
+            level: "info",
+            kind,
+            name,
+            value,
+            timestamp: 100,
+            source,
+        }
+    }
+
+    #[test]
+    fn counters_are_rolled_up_per_source_and_name() {
+        let mut agg = Aggregator::default();
+        for (name, value, source) in [
+            ("requests", 1.0, Some("web1")),
+            ("requests", 2.0, Some("web1")),
+            ("requests", 5.0, Some("web2")),
+            ("requests", 7.0, None),
+            ("errors", 1.0, Some("web1")),
+        ] {
+            agg.add(&m(Kind::Counter, name, value, source)).unwrap();
+        }
+        let snap = agg.take();
+        let got: Vec<_> = snap
+            .counters
+            .iter()
+            .map(|c| (c.series.name(), c.series.source(), c.total, c.count))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("requests", None, 7.0, 1),
+                ("errors", Some("web1"), 1.0, 1),
+                ("requests", Some("web1"), 3.0, 2),
+                ("requests", Some("web2"), 5.0, 1),
+            ]
+        );
+        assert!(agg.is_empty());
+    }
+
+    #[test]
+    fn levels_are_separate_series() {
+        let mut agg = Aggregator::default();
+        agg.add(&m(Kind::Counter, "x", 1.0, None)).unwrap();
+        agg.add(&Measurement {
+            level: "debug",
+            ..m(Kind::Counter, "x", 1.0, None)
+        })
+        .unwrap();
+        let snap = agg.take();
+        let levels: Vec<_> = snap.counters.iter().map(|c| c.series.level()).collect();
+        assert_eq!(levels, vec!["debug", "info"]);
+    }
+
+    #[test]
+    fn timers_are_summarised() {
+        let mut agg = Aggregator::default();
+        for value in [0.012, 0.009, 0.010] {
+            agg.add(&m(Kind::Timer, "db.query", value, None)).unwrap();
+        }
+        let snap = agg.take();
+        let t = &snap.timers[0];
+        assert_eq!(t.series.name(), "db.query");
+        assert_eq!(t.summary.count, 3);
+        assert!((t.summary.sum - 0.031).abs() < 1e-12);
+        assert_eq!(t.summary.min, 0.009);
+        assert_eq!(t.summary.max, 0.012);
+        assert!((t.summary.sum_squares - (0.000144 + 0.000081 + 0.0001)).abs() < 1e-12);
+    }
+
+    #[test]
+    fn gauges_keep_each_reading_with_its_time() {
+        let mut agg = Aggregator::default();
+        for (value, time) in [(3.0, 101), (4.0, 100), (5.0, 101)] {
+            agg.add(&Measurement {
+                timestamp: time,
+                ..m(Kind::Gauge, "depth", value, Some("w"))
+            })
+            .unwrap();
+        }
+        let snap = agg.take();
+        let got: Vec<_> = snap
+            .gauges
+            .iter()
+            .map(|g| (g.series.name(), g.series.source(), g.value, g.time))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("depth", Some("w"), 4.0, 100),
+                ("depth", Some("w"), 5.0, 101)
+            ]
+        );
+    }
+
+    #[test]
+    fn new_series_past_the_cap_are_refused_and_old_ones_still_count() {
+        let mut agg = Aggregator::new(2);
+        agg.add(&m(Kind::Counter, "a", 1.0, None)).unwrap();
+        agg.add(&m(Kind::Counter, "b", 1.0, None)).unwrap();
+        assert_eq!(
+            agg.add(&m(Kind::Counter, "c", 1.0, None)),
+            Err(SeriesCapReached(2))
+        );
+        agg.add(&m(Kind::Counter, "a", 1.0, None)).unwrap();
+        let snap = agg.take();
+        assert_eq!(snap.counters.len(), 2);
+        assert_eq!(snap.counters[0].total, 2.0);
+    }
+
+    #[test]
+    fn memory_follows_series_not_measurements() {
+        let mut agg = Aggregator::default();
+        for i in 0..100_000 {
+            let name = ["a", "b", "c"][i % 3];
+            agg.add(&m(Kind::Counter, name, 1.0, None)).unwrap();
+            agg.add(&m(Kind::Timer, name, 0.5, None)).unwrap();
+        }
+        assert_eq!(agg.len(), 6);
+    }
+}

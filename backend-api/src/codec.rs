@@ -1,0 +1,360 @@
+//! The wire codec, compatible with Zibrato 0.2.
+//!
+//! One measurement is one line of UTF-8 text:
+//!
+//! ```text
+//! level|type|name|value|timestamp|source
+//! info|Counter|requests|5|1764057600|web1
+//! ```
+//!
+//! A frame carries one measurement, or several of the same level separated by
+//! `\n` (what Rust clients send when they have a backlog). Parsing borrows from
+//! the frame and never allocates on the success path.
+
+use crate::measurement::{Kind, Measurement, NO_SOURCE};
+use crate::sanitize::wire_field;
+use std::fmt;
+use std::io::Write as _;
+
+/// Why a line is not a measurement.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParseError {
+    /// The line is not UTF-8.
+    #[error("not UTF-8 text")]
+    NotUtf8,
+    /// The line does not have the six `|`-separated fields.
+    #[error("expected 6 '|'-separated fields, found {0}")]
+    FieldCount(usize),
+    /// The level field is empty.
+    #[error("empty level")]
+    EmptyLevel,
+    /// The name field is empty.
+    #[error("empty name")]
+    EmptyName,
+    /// The type is not counter, gauge or timer.
+    #[error("unknown type {0:?} (expected Counter, Gauge or Timer)")]
+    UnknownType(String),
+    /// The value is not a finite decimal number.
+    #[error("value {0:?} is not a finite number")]
+    BadValue(String),
+    /// The timestamp is not a number of Unix seconds.
+    #[error("timestamp {0:?} is not a number of Unix seconds")]
+    BadTimestamp(String),
+    /// A line of a batched frame carries another level than the frame's first line.
+    #[error("level {found:?} differs from the frame's level {frame:?}")]
+    LevelMismatch {
+        /// The frame's level (its first line's).
+        frame: String,
+        /// The level this line carries.
+        found: String,
+    },
+}
+
+/// Longest excerpt of a bad field kept in a [`ParseError`].
+const EXCERPT: usize = 64;
+
+fn excerpt(text: &str) -> String {
+    let mut end = text.len().min(EXCERPT);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text[..end].to_string()
+}
+
+/// Parses one line (without its line break).
+pub fn parse_line(line: &str) -> Result<Measurement<'_>, ParseError> {
+    let mut fields = line.split('|');
+    let mut next = || fields.next();
+    let (Some(level), Some(kind), Some(name), Some(value), Some(timestamp), Some(source)) =
+        (next(), next(), next(), next(), next(), next())
+    else {
+        return Err(ParseError::FieldCount(line.split('|').count()));
+    };
+    if fields.next().is_some() {
+        return Err(ParseError::FieldCount(line.split('|').count()));
+    }
+    if level.is_empty() {
+        return Err(ParseError::EmptyLevel);
+    }
+    let kind = Kind::from_wire(kind).ok_or_else(|| ParseError::UnknownType(excerpt(kind)))?;
+    if name.is_empty() {
+        return Err(ParseError::EmptyName);
+    }
+    let value = parse_number(value).ok_or_else(|| ParseError::BadValue(excerpt(value)))?;
+    let timestamp =
+        parse_timestamp(timestamp).ok_or_else(|| ParseError::BadTimestamp(excerpt(timestamp)))?;
+    let source = match source {
+        "" | NO_SOURCE => None,
+        source => Some(source),
+    };
+    Ok(Measurement {
+        level,
+        kind,
+        name,
+        value,
+        timestamp,
+        source,
+    })
+}
+
+/// A finite decimal number (`5`, `-3`, `0.012345`, `1e3`); never `inf` or `NaN`.
+fn parse_number(text: &str) -> Option<f64> {
+    // Rust's float syntax also takes "inf", "nan" and "infinity", which are not
+    // numbers a metrics service can store.
+    let value: f64 = text.parse().ok()?;
+    value.is_finite().then_some(value)
+}
+
+/// Unix seconds: an integer, or a number with a fraction (rounded down).
+fn parse_timestamp(text: &str) -> Option<i64> {
+    if let Ok(seconds) = text.parse::<i64>() {
+        return Some(seconds);
+    }
+    let seconds = parse_number(text)?.floor();
+    (seconds >= i64::MIN as f64 && seconds < i64::MAX as f64).then_some(seconds as i64)
+}
+
+/// The lines of one frame, in order: separated by `\n`, a `\r` before it
+/// ignored, empty lines skipped. A line that is not UTF-8 is an error of its own.
+pub fn frame_lines(frame: &[u8]) -> impl Iterator<Item = Result<&str, ParseError>> {
+    frame
+        .split(|&b| b == b'\n')
+        .map(|line| line.strip_suffix(b"\r").unwrap_or(line))
+        .filter(|line| !line.is_empty())
+        .map(|line| std::str::from_utf8(line).map_err(|_| ParseError::NotUtf8))
+}
+
+/// Checks that every measurement of a frame carries the level of its first.
+///
+/// That level is what the ZeroMQ subscription matched, so a line of another
+/// level would reach workers that never asked for it.
+#[derive(Debug, Default)]
+pub struct FrameLevel<'a> {
+    level: Option<&'a str>,
+}
+
+impl<'a> FrameLevel<'a> {
+    /// Accepts `m` if it is the frame's first measurement or shares its level.
+    pub fn check(&mut self, m: &Measurement<'a>) -> Result<(), ParseError> {
+        match self.level {
+            None => {
+                self.level = Some(m.level);
+                Ok(())
+            }
+            Some(level) if level == m.level => Ok(()),
+            Some(level) => Err(ParseError::LevelMismatch {
+                frame: excerpt(level),
+                found: excerpt(m.level),
+            }),
+        }
+    }
+}
+
+/// The measurements of one frame, in order, each parsed or rejected on its own
+/// (see [`frame_lines`] and [`FrameLevel`]).
+pub fn parse_frame(frame: &[u8]) -> impl Iterator<Item = Result<Measurement<'_>, ParseError>> {
+    let mut level = FrameLevel::default();
+    frame_lines(frame).map(move |line| {
+        let m = parse_line(line?)?;
+        level.check(&m)?;
+        Ok(m)
+    })
+}
+
+/// Writes a number the way the wire carries it: integers without a fraction
+/// (`5`, `-3`), everything else in the shortest form that reads back exactly
+/// (`0.012345`, `1e300`).
+pub fn write_number(out: &mut Vec<u8>, value: f64) {
+    if value.fract() == 0.0 && value.abs() < 1e15 {
+        let _ = write!(out, "{}", value as i64);
+    } else {
+        let mut buffer = ryu::Buffer::new();
+        out.extend_from_slice(buffer.format(value).as_bytes());
+    }
+}
+
+/// A number formatted as [`write_number`] writes it.
+pub struct Number(pub f64);
+
+impl fmt::Display for Number {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let value = self.0;
+        if value.fract() == 0.0 && value.abs() < 1e15 {
+            write!(f, "{}", value as i64)
+        } else if value.is_finite() {
+            f.write_str(ryu::Buffer::new().format_finite(value))
+        } else {
+            // Not reachable from parsed input; keep output readable anyway.
+            write!(f, "{value}")
+        }
+    }
+}
+
+/// Appends one measurement as a wire line (without a line break) to `out`.
+///
+/// Fields are made safe on the way: `|` and line breaks become `_`, an empty
+/// level or name becomes `_`, and a missing source is written as 0.2's
+/// `not_specified`. A non-finite value is written as `0`, so what is sent always
+/// parses.
+pub fn encode(out: &mut Vec<u8>, m: &Measurement<'_>) {
+    out.extend_from_slice(wire_field(m.level).as_bytes());
+    out.push(b'|');
+    out.extend_from_slice(m.kind.wire_name().as_bytes());
+    out.push(b'|');
+    out.extend_from_slice(wire_field(m.name).as_bytes());
+    out.push(b'|');
+    write_number(out, if m.value.is_finite() { m.value } else { 0.0 });
+    out.push(b'|');
+    let _ = write!(out, "{}", m.timestamp);
+    out.push(b'|');
+    match m.source {
+        Some(source) if !source.is_empty() => out.extend_from_slice(wire_field(source).as_bytes()),
+        _ => out.extend_from_slice(NO_SOURCE.as_bytes()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn m<'a>(level: &'a str, kind: Kind, name: &'a str, value: f64) -> Measurement<'a> {
+        Measurement {
+            level,
+            kind,
+            name,
+            value,
+            timestamp: 1764057600,
+            source: None,
+        }
+    }
+
+    #[test]
+    fn parses_what_zibrato_0_2_clients_send() {
+        let got = parse_line("info|Counter|requests|5|1764057600|web1").unwrap();
+        assert_eq!(
+            got,
+            Measurement {
+                source: Some("web1"),
+                ..m("info", Kind::Counter, "requests", 5.0)
+            }
+        );
+        let got = parse_line("debug|Timer|db.query|0.012345|1764057600|not_specified").unwrap();
+        assert_eq!(got, m("debug", Kind::Timer, "db.query", 0.012345));
+        let got = parse_line("crit|Gauge|queue.depth|123|1764057600.75|").unwrap();
+        assert_eq!(got, m("crit", Kind::Gauge, "queue.depth", 123.0));
+    }
+
+    #[test]
+    fn accepts_any_case_and_plural_types() {
+        for (text, kind) in [
+            ("counters", Kind::Counter),
+            ("COUNTER", Kind::Counter),
+            ("Gauges", Kind::Gauge),
+            ("gauge", Kind::Gauge),
+            ("timers", Kind::Timer),
+            ("TIMER", Kind::Timer),
+        ] {
+            let line = format!("info|{text}|x|1|0|s");
+            assert_eq!(parse_line(&line).unwrap().kind, kind, "{text}");
+        }
+    }
+
+    #[test]
+    fn rejects_what_is_not_a_measurement() {
+        let cases: &[(&str, ParseError)] = &[
+            ("info|Counter|x|1|0", ParseError::FieldCount(5)),
+            ("info|Counter|x|1|0|s|extra", ParseError::FieldCount(7)),
+            ("|Counter|x|1|0|s", ParseError::EmptyLevel),
+            (
+                "info|Histogram|x|1|0|s",
+                ParseError::UnknownType("Histogram".into()),
+            ),
+            ("info|Counter||1|0|s", ParseError::EmptyName),
+            (
+                "info|Counter|x|five|0|s",
+                ParseError::BadValue("five".into()),
+            ),
+            ("info|Counter|x|inf|0|s", ParseError::BadValue("inf".into())),
+            ("info|Counter|x|NaN|0|s", ParseError::BadValue("NaN".into())),
+            (
+                "info|Counter|x|1|yesterday|s",
+                ParseError::BadTimestamp("yesterday".into()),
+            ),
+            ("", ParseError::FieldCount(1)),
+        ];
+        for (line, error) in cases {
+            assert_eq!(parse_line(line).unwrap_err(), *error, "{line:?}");
+        }
+    }
+
+    #[test]
+    fn batched_frames_keep_good_lines_and_reject_bad_ones() {
+        let frame = b"info|Counter|a|1|0|s\ninfo|Bogus|b|1|0|s\r\n\ninfo|Gauge|c|2|0|s\ndebug|Counter|d|1|0|s\n";
+        let got: Vec<_> = parse_frame(frame).collect();
+        assert_eq!(got.len(), 4);
+        assert_eq!(got[0].as_ref().unwrap().name, "a");
+        assert!(matches!(got[1], Err(ParseError::UnknownType(_))));
+        assert_eq!(got[2].as_ref().unwrap().name, "c");
+        assert!(matches!(got[3], Err(ParseError::LevelMismatch { .. })));
+    }
+
+    #[test]
+    fn invalid_utf8_lines_are_rejected_alone() {
+        let frame = b"info|Counter|a|1|0|s\ninfo|Counter|\xff|1|0|s\ninfo|Counter|b|1|0|s";
+        let got: Vec<_> = parse_frame(frame).collect();
+        assert_eq!(got[1], Err(ParseError::NotUtf8));
+        assert_eq!(got[2].as_ref().unwrap().name, "b");
+    }
+
+    #[test]
+    fn encodes_like_zibrato_0_2() {
+        let mut out = Vec::new();
+        encode(
+            &mut out,
+            &Measurement {
+                source: Some("web1"),
+                ..m("info", Kind::Counter, "requests", 5.0)
+            },
+        );
+        assert_eq!(out, b"info|Counter|requests|5|1764057600|web1");
+        out.clear();
+        encode(&mut out, &m("debug", Kind::Timer, "db.query", 0.012345));
+        assert_eq!(
+            out,
+            b"debug|Timer|db.query|0.012345|1764057600|not_specified"
+        );
+    }
+
+    #[test]
+    fn encoding_replaces_separators_instead_of_breaking_the_message() {
+        let mut out = Vec::new();
+        encode(
+            &mut out,
+            &Measurement {
+                source: Some("a|b"),
+                ..m("in|fo", Kind::Gauge, "x\ny", f64::NAN)
+            },
+        );
+        assert_eq!(out, b"in_fo|Gauge|x_y|0|1764057600|a_b");
+        let text = std::str::from_utf8(&out).unwrap();
+        assert!(parse_line(text).is_ok());
+    }
+
+    #[test]
+    fn numbers_are_written_compactly_and_read_back_exactly() {
+        for (value, text) in [
+            (5.0, "5"),
+            (-3.0, "-3"),
+            (0.012345, "0.012345"),
+            (1e3, "1000"),
+            (1e300, "1e300"),
+            (2.5e-7, "2.5e-7"),
+        ] {
+            let mut out = Vec::new();
+            write_number(&mut out, value);
+            assert_eq!(std::str::from_utf8(&out).unwrap(), text);
+            assert_eq!(Number(value).to_string(), text);
+            assert_eq!(parse_number(text), Some(value));
+        }
+    }
+}

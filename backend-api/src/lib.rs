@@ -1,0 +1,60 @@
+//! The interface between Zibrato's worker host and its backend plugins, and
+//! everything backends share.
+//!
+//! - [`measurement`]: the [`Measurement`] type.
+//! - [`codec`]: Zibrato 0.2's wire format, `level|type|name|value|timestamp|source`,
+//!   one line per measurement, several lines of one level per frame.
+//! - [`aggregate`]: counter roll-up, timer summaries and gauge readings per
+//!   (level, source, name) over a flush interval.
+//! - [`sanitize`]: names made safe for the wire, Librato and statsd.
+//! - [`abi`] (feature `plugin`, on by default): the stable-ABI root module and
+//!   backend trait object the host loads.
+//! - [`Backend`] and [`export_backend!`] (feature `plugin`): what a plugin
+//!   author writes: a trait with Zibrato 0.2's four operations and one macro.
+//!
+//! What it is not: it does no I/O of its own and knows nothing of ZeroMQ. The
+//! client uses it without the `plugin` feature, for the codec alone.
+//!
+//! A third-party backend is a `cdylib` crate:
+//!
+//! ```toml
+//! [lib]
+//! crate-type = ["cdylib"]
+//!
+//! [dependencies]
+//! zibrato-backend-api = "0.3"
+//! serde = { version = "1", features = ["derive"] }
+//! ```
+//!
+//! with one type implementing [`Backend`] and the line
+//! `zibrato_backend_api::export_backend!(MyBackend);`. Build it, put
+//! `libzibrato_NAME.so` into a plugins directory and run
+//! `zibrato-worker --plugin NAME --plugin-dir DIR --levels info`.
+
+#![warn(missing_docs)]
+
+pub mod aggregate;
+pub mod codec;
+pub mod measurement;
+pub mod sanitize;
+
+#[cfg(feature = "plugin")]
+pub mod abi;
+#[cfg(feature = "plugin")]
+pub mod backend;
+#[cfg(feature = "plugin")]
+pub mod settings;
+
+pub use aggregate::{Aggregator, Series, Snapshot, TimerSummary};
+pub use codec::ParseError;
+pub use measurement::{Kind, Measurement};
+
+#[cfg(feature = "plugin")]
+pub use abi::{FlushReport, LogLevel, Logger};
+#[cfg(feature = "plugin")]
+pub use backend::{Backend, BackendError};
+
+/// Re-exported for [`export_backend!`]; plugins need not depend on it.
+#[cfg(feature = "plugin")]
+#[doc(hidden)]
+pub use abi_stable;

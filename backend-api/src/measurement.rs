@@ -1,0 +1,72 @@
+//! The measurement: what a client records and a backend receives.
+
+use std::fmt;
+
+/// What a measurement measures, as Zibrato 0.2 named it on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Kind {
+    /// A count of events: summed over a flush interval.
+    Counter,
+    /// A reading of a level (queue depth, memory): each reading is kept.
+    Gauge,
+    /// A duration in seconds: summarised (count, sum, min, max, sum of squares).
+    Timer,
+}
+
+impl Kind {
+    /// The name written on the wire (`Counter`, `Gauge`, `Timer`).
+    pub fn wire_name(self) -> &'static str {
+        match self {
+            Kind::Counter => "Counter",
+            Kind::Gauge => "Gauge",
+            Kind::Timer => "Timer",
+        }
+    }
+
+    /// The lower-case name used in output formats (`counter`, `gauge`, `timer`).
+    pub fn lower_name(self) -> &'static str {
+        match self {
+            Kind::Counter => "counter",
+            Kind::Gauge => "gauge",
+            Kind::Timer => "timer",
+        }
+    }
+
+    /// Reads a type field the way Zibrato 0.2 workers did: any case, singular or
+    /// plural (`Counter`, `counters`, `GAUGE`, `timers`).
+    pub fn from_wire(field: &str) -> Option<Kind> {
+        let singular = field.strip_suffix(['s', 'S']).unwrap_or(field);
+        [Kind::Counter, Kind::Gauge, Kind::Timer]
+            .into_iter()
+            .find(|kind| singular.eq_ignore_ascii_case(kind.wire_name()))
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.lower_name())
+    }
+}
+
+/// One measurement, borrowing its text from the frame it was parsed from (or
+/// from the caller that is about to encode it).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Measurement<'a> {
+    /// The level it was published at (`info`, `debug`, `crit`, …): the
+    /// subscription topic.
+    pub level: &'a str,
+    /// Counter, gauge or timer.
+    pub kind: Kind,
+    /// The metric's name (`requests`, `db.query`).
+    pub name: &'a str,
+    /// The value; timers are in seconds.
+    pub value: f64,
+    /// Unix seconds at which it was recorded.
+    pub timestamp: i64,
+    /// Where it was recorded (a host, a process); `None` when the client gave
+    /// none (`not_specified` or empty on the wire).
+    pub source: Option<&'a str>,
+}
+
+/// The source value Zibrato 0.2 clients send when none was given.
+pub const NO_SOURCE: &str = "not_specified";
