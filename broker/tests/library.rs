@@ -1,0 +1,152 @@
+//! The broker as a library: bind, spawn, forward, stop.
+
+mod common;
+
+use common::{check_info_only, free_port_pair, publisher, subscriber};
+use zibrato_broker::{Broker, BrokerConfig, BrokerError};
+
+fn config(host: &str, port: u16) -> BrokerConfig {
+    BrokerConfig {
+        host: host.to_owned(),
+        port,
+        ..BrokerConfig::default()
+    }
+}
+
+#[test]
+fn default_config() {
+    let c = BrokerConfig::default();
+    assert_eq!(
+        (c.host.as_str(), c.port, c.hwm),
+        ("127.0.0.1", 5550, 100_000)
+    );
+}
+
+#[test]
+fn bind_spawn_forward_stop_and_rebind() {
+    let port = free_port_pair();
+    let broker = Broker::bind(&config("127.0.0.1", port)).expect("bind");
+    assert_eq!(
+        broker.publisher_endpoint(),
+        format!("tcp://127.0.0.1:{port}")
+    );
+    assert_eq!(
+        broker.worker_endpoint(),
+        format!("tcp://127.0.0.1:{}", port + 1)
+    );
+    let handle = broker.spawn();
+    assert_eq!(
+        handle.publisher_endpoint(),
+        format!("tcp://127.0.0.1:{port}")
+    );
+    assert_eq!(
+        handle.worker_endpoint(),
+        format!("tcp://127.0.0.1:{}", port + 1)
+    );
+
+    let ctx = zmq::Context::new();
+    let publ = publisher(&ctx, &handle.publisher_endpoint());
+    let sub = subscriber(&ctx, &handle.worker_endpoint(), "info|");
+    check_info_only(&publ, &sub);
+    handle.stop();
+
+    // Both ports are closed once stop() returns.
+    let again = Broker::bind(&config("127.0.0.1", port)).expect("rebind after stop");
+    drop(again.spawn()); // dropping the handle stops it too
+    Broker::bind(&config("127.0.0.1", port)).expect("rebind after drop");
+}
+
+#[test]
+fn binding_the_same_port_twice_fails() {
+    let port = free_port_pair();
+    let _first = Broker::bind(&config("127.0.0.1", port)).expect("first bind");
+    let err = Broker::bind(&config("127.0.0.1", port)).expect_err("second bind");
+    assert!(matches!(err, BrokerError::Bind { .. }), "{err:?}");
+    assert_eq!(
+        err.to_string(),
+        format!("cannot bind tcp://127.0.0.1:{port} (publishers): Address already in use")
+    );
+}
+
+#[test]
+fn worker_port_in_use_names_the_worker_endpoint() {
+    let port = free_port_pair();
+    let _taken = std::net::TcpListener::bind(("127.0.0.1", port + 1)).expect("take port + 1");
+    let err = Broker::bind(&config("127.0.0.1", port)).expect_err("bind");
+    let text = err.to_string();
+    assert!(
+        text.starts_with(&format!(
+            "cannot bind tcp://127.0.0.1:{} (workers): ",
+            port + 1
+        )),
+        "{text}"
+    );
+    // The publisher port, bound first, was released again.
+    drop(std::net::TcpListener::bind(("127.0.0.1", port)).expect("publisher port free"));
+    drop(_taken);
+    Broker::bind(&config("127.0.0.1", port)).expect("both ports free now");
+}
+
+#[test]
+fn ports_0_and_65535_are_rejected() {
+    for port in [0, u16::MAX] {
+        let err = Broker::bind(&config("127.0.0.1", port)).expect_err("invalid port");
+        assert!(matches!(err, BrokerError::InvalidPort { .. }), "{err:?}");
+        assert!(err
+            .to_string()
+            .starts_with(&format!("invalid port {port}: ")));
+    }
+}
+
+#[test]
+fn negative_hwm_is_rejected() {
+    let c = BrokerConfig {
+        hwm: -1,
+        ..config("127.0.0.1", free_port_pair())
+    };
+    let err = Broker::bind(&c).expect_err("negative hwm");
+    assert!(matches!(err, BrokerError::InvalidHwm(-1)), "{err:?}");
+}
+
+#[test]
+fn unresolvable_host_is_named() {
+    let err = Broker::bind(&config("no-such-host.invalid", free_port_pair())).expect_err("bind");
+    assert!(matches!(err, BrokerError::Resolve { .. }), "{err:?}");
+    let text = err.to_string();
+    assert!(
+        text.starts_with("cannot resolve host \"no-such-host.invalid\": "),
+        "{text}"
+    );
+    assert!(!text.contains('\n'), "{text}");
+}
+
+#[test]
+fn host_names_are_resolved() {
+    let port = free_port_pair();
+    let broker = Broker::bind(&config("localhost", port)).expect("bind localhost");
+    assert_eq!(
+        broker.publisher_endpoint(),
+        format!("tcp://127.0.0.1:{port}")
+    );
+}
+
+#[test]
+fn ipv6_loopback() {
+    if std::net::TcpListener::bind("[::1]:0").is_err() {
+        eprintln!("no IPv6 loopback here; skipped");
+        return;
+    }
+    let port = free_port_pair();
+    let handle = Broker::bind(&config("::1", port))
+        .expect("bind ::1")
+        .spawn();
+    assert_eq!(handle.publisher_endpoint(), format!("tcp://[::1]:{port}"));
+    assert_eq!(
+        handle.worker_endpoint(),
+        format!("tcp://[::1]:{}", port + 1)
+    );
+    let ctx = zmq::Context::new();
+    let publ = publisher(&ctx, &handle.publisher_endpoint());
+    let sub = subscriber(&ctx, &handle.worker_endpoint(), "info|");
+    check_info_only(&publ, &sub);
+}
