@@ -90,6 +90,7 @@ impl From<crate::aggregate::SeriesCapReached> for BackendError {
 /// }
 ///
 /// zibrato_backend_api::export_backend!(Tally);
+/// # fn main() {}
 /// ```
 pub trait Backend: Send + Sized + 'static {
     /// The name users give `--plugin` and `[backends.NAME]`.
@@ -233,14 +234,22 @@ pub fn module<B: Backend>(version: &'static str) -> BackendModuleRef {
 ///
 /// It defines `zibrato_backend_module()`, which returns the root module (and
 /// can be called directly to run the backend in-process, as the quick start
-/// does).
+/// does). The plugin crate must depend on `abi_stable` itself: the root module
+/// export it expands to names that crate by its absolute path.
 #[macro_export]
 macro_rules! export_backend {
     ($backend:ty) => {
-        /// This library's Zibrato backend module.
-        #[$crate::abi_stable::export_root_module]
-        pub fn zibrato_backend_module() -> $crate::abi::BackendModuleRef {
-            $crate::backend::module::<$backend>(env!("CARGO_PKG_VERSION"))
+        #[allow(missing_docs)]
+        mod zibrato_backend_export {
+            #[allow(unused_imports)]
+            use super::*;
+
+            /// This library's Zibrato backend module.
+            #[::abi_stable::export_root_module]
+            pub fn zibrato_backend_module() -> $crate::abi::BackendModuleRef {
+                $crate::backend::module::<$backend>(env!("CARGO_PKG_VERSION"))
+            }
         }
+        pub use zibrato_backend_export::zibrato_backend_module;
     };
 }

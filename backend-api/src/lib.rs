@@ -23,6 +23,7 @@
 //!
 //! [dependencies]
 //! zibrato-backend-api = "0.3"
+//! abi_stable = "0.11"   # the root module export names it directly
 //! serde = { version = "1", features = ["derive"] }
 //! ```
 //!
@@ -53,8 +54,3 @@ pub use measurement::{Kind, Measurement};
 pub use abi::{FlushReport, LogLevel, Logger};
 #[cfg(feature = "plugin")]
 pub use backend::{Backend, BackendError};
-
-/// Re-exported for [`export_backend!`]; plugins need not depend on it.
-#[cfg(feature = "plugin")]
-#[doc(hidden)]
-pub use abi_stable;

@@ -1,0 +1,269 @@
+//! The `text` format (the default): one aligned line per aggregated
+//! measurement, for people watching a terminal.
+//!
+//! ```text
+//! 2025-11-25T08:00:00Z info  counter requests    source=web1 42
+//! 2025-11-25T08:00:01Z crit  gauge   queue.depth source=-    123
+//! 2025-11-25T08:00:00Z debug timer   db.query    source=-    count=3 sum=30.000ms min=9.000ms max=12.000ms mean=10.000ms
+//! ```
+//!
+//! Columns, separated by spaces:
+//!
+//! 1. the time, RFC 3339 in UTC: the flush time for counters and timers, the
+//!    reading's own time for gauges;
+//! 2. the level;
+//! 3. the type: `counter`, `gauge` or `timer`;
+//! 4. the name;
+//! 5. `source=` and the source, or `source=-` when the client gave none;
+//! 6. the value: a counter's total over the interval or a gauge's reading,
+//!    written as the wire writes numbers (`42`, `0.5`); for a timer, its
+//!    summary over the interval **in milliseconds**, with three decimals
+//!    (microseconds): `count=N sum=…ms min=…ms max=…ms mean=…ms`.
+//!
+//! The level, name and source columns are padded to the widest value of the
+//! flush, so each flush reads as a table. Control characters in them are
+//! printed escaped (`\t`, `\u{1b}`) so that a name cannot break a line or drive
+//! the terminal. Lines never end in spaces.
+
+use crate::source_of;
+use std::borrow::Cow;
+use std::fmt;
+use std::io::{self, Write};
+use zibrato_backend_api::codec::Number;
+use zibrato_backend_api::{Kind, Series, Snapshot};
+
+/// Writes `snapshot` as aligned text lines: counters, then gauges, then timers,
+/// each in the snapshot's order. `now` is the flush time, in Unix seconds.
+pub fn write_snapshot(out: &mut impl Write, snapshot: &Snapshot, now: i64) -> io::Result<()> {
+    let counters = snapshot
+        .counters
+        .iter()
+        .map(|c| Row::new(now, Kind::Counter, &c.series, Number(c.total).to_string()));
+    let gauges = snapshot
+        .gauges
+        .iter()
+        .map(|g| Row::new(g.time, Kind::Gauge, &g.series, Number(g.value).to_string()));
+    let timers = snapshot.timers.iter().map(|t| {
+        let s = &t.summary;
+        let value = format!(
+            "count={} sum={:.3}ms min={:.3}ms max={:.3}ms mean={:.3}ms",
+            s.count,
+            s.sum * 1e3,
+            s.min * 1e3,
+            s.max * 1e3,
+            s.mean() * 1e3
+        );
+        Row::new(now, Kind::Timer, &t.series, value)
+    });
+    let rows: Vec<Row<'_>> = counters.chain(gauges).chain(timers).collect();
+
+    let width = |column: fn(&Row<'_>) -> usize| rows.iter().map(column).max().unwrap_or(0);
+    let level_width = width(|row| row.level.chars().count());
+    let name_width = width(|row| row.name.chars().count());
+    let source_width = width(|row| row.source.chars().count());
+    for row in &rows {
+        writeln!(
+            out,
+            "{} {:<level_width$} {:<7} {:<name_width$} source={:<source_width$} {}",
+            Utc(row.time),
+            row.level,
+            row.kind.lower_name(),
+            row.name,
+            row.source,
+            row.value,
+        )?;
+    }
+    Ok(())
+}
+
+/// One line, before padding.
+struct Row<'a> {
+    time: i64,
+    level: Cow<'a, str>,
+    kind: Kind,
+    name: Cow<'a, str>,
+    source: Cow<'a, str>,
+    value: String,
+}
+
+impl<'a> Row<'a> {
+    fn new(time: i64, kind: Kind, series: &'a Series, value: String) -> Row<'a> {
+        Row {
+            time,
+            level: printable(series.level()),
+            kind,
+            name: printable(series.name()),
+            source: source_of(series).map_or(Cow::Borrowed("-"), printable),
+            value,
+        }
+    }
+}
+
+/// `text` with control characters escaped, borrowed when there are none.
+fn printable(text: &str) -> Cow<'_, str> {
+    if text.chars().any(char::is_control) {
+        Cow::Owned(
+            text.chars()
+                .map(|c| {
+                    if c.is_control() {
+                        c.escape_default().to_string()
+                    } else {
+                        c.to_string()
+                    }
+                })
+                .collect(),
+        )
+    } else {
+        Cow::Borrowed(text)
+    }
+}
+
+/// Unix seconds shown as an RFC 3339 time in UTC (`2025-11-25T08:00:00Z`).
+struct Utc(i64);
+
+impl fmt::Display for Utc {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let days = self.0.div_euclid(86_400);
+        let seconds = self.0.rem_euclid(86_400);
+        let (year, month, day) = civil_from_days(days);
+        write!(
+            f,
+            "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+            seconds / 3600,
+            seconds / 60 % 60,
+            seconds % 60
+        )
+    }
+}
+
+/// The proleptic Gregorian date `days` after 1970-01-01 (Howard Hinnant's
+/// `civil_from_days`), so that no date crate is needed for one line.
+fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let day_of_era = z - era * 146_097;
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let shifted_month = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * shifted_month + 2) / 5 + 1;
+    let month = if shifted_month < 10 {
+        shifted_month + 3
+    } else {
+        shifted_month - 9
+    };
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use zibrato_backend_api::{Aggregator, Measurement};
+
+    fn text_of(measurements: &[Measurement<'_>], now: i64) -> String {
+        let mut aggregator = Aggregator::default();
+        for m in measurements {
+            aggregator.add(m).unwrap();
+        }
+        let mut out = Vec::new();
+        write_snapshot(&mut out, &aggregator.take(), now).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    fn m<'a>(level: &'a str, kind: Kind, name: &'a str, value: f64) -> Measurement<'a> {
+        Measurement {
+            level,
+            kind,
+            name,
+            value,
+            timestamp: 1764057599,
+            source: None,
+        }
+    }
+
+    #[test]
+    fn lines_are_aligned_in_columns() {
+        let got = text_of(
+            &[
+                Measurement {
+                    source: Some("web1"),
+                    ..m("info", Kind::Counter, "requests", 40.0)
+                },
+                Measurement {
+                    source: Some("web1"),
+                    ..m("info", Kind::Counter, "requests", 2.0)
+                },
+                Measurement {
+                    timestamp: 1764057601,
+                    ..m("crit", Kind::Gauge, "queue.depth", 123.0)
+                },
+                m("debug", Kind::Timer, "db.query", 0.009),
+                m("debug", Kind::Timer, "db.query", 0.012),
+                m("debug", Kind::Timer, "db.query", 0.009),
+            ],
+            1764057600,
+        );
+        assert_eq!(
+            got,
+            "2025-11-25T08:00:00Z info  counter requests    source=web1 42\n\
+             2025-11-25T08:00:01Z crit  gauge   queue.depth source=-    123\n\
+             2025-11-25T08:00:00Z debug timer   db.query    source=-    \
+             count=3 sum=30.000ms min=9.000ms max=12.000ms mean=10.000ms\n"
+        );
+    }
+
+    #[test]
+    fn fractions_keep_their_digits_and_integers_have_none() {
+        let got = text_of(
+            &[
+                m("info", Kind::Counter, "half", 0.5),
+                m("info", Kind::Gauge, "temp", -3.0),
+                m("info", Kind::Timer, "fast", 0.000_123_4),
+            ],
+            0,
+        );
+        assert_eq!(
+            got,
+            "1970-01-01T00:00:00Z info counter half source=- 0.5\n\
+             2025-11-25T07:59:59Z info gauge   temp source=- -3\n\
+             1970-01-01T00:00:00Z info timer   fast source=- \
+             count=1 sum=0.123ms min=0.123ms max=0.123ms mean=0.123ms\n"
+        );
+    }
+
+    #[test]
+    fn control_characters_are_escaped_and_widths_follow_the_escaped_text() {
+        let got = text_of(
+            &[
+                m("info", Kind::Counter, "a\tb", 1.0),
+                m("info", Kind::Counter, "x\u{1b}[2J", 1.0),
+            ],
+            0,
+        );
+        assert_eq!(
+            got,
+            "1970-01-01T00:00:00Z info counter a\\tb       source=- 1\n\
+             1970-01-01T00:00:00Z info counter x\\u{1b}[2J source=- 1\n"
+        );
+    }
+
+    #[test]
+    fn an_empty_snapshot_writes_nothing() {
+        assert_eq!(text_of(&[], 0), "");
+    }
+
+    #[test]
+    fn times_are_rfc3339_utc() {
+        for (seconds, text) in [
+            (0, "1970-01-01T00:00:00Z"),
+            (1764057600, "2025-11-25T08:00:00Z"),
+            (951_782_400, "2000-02-29T00:00:00Z"),
+            (1_709_251_199, "2024-02-29T23:59:59Z"),
+            (-1, "1969-12-31T23:59:59Z"),
+            (253_402_300_799, "9999-12-31T23:59:59Z"),
+        ] {
+            assert_eq!(Utc(seconds).to_string(), text, "{seconds}");
+        }
+    }
+}

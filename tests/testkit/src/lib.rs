@@ -1,0 +1,358 @@
+//! Test support for Zibrato's integration tests.
+//!
+//! Starts the real `zibrato-broker` and `zibrato-worker` binaries (from the
+//! workspace's target directory: run `cargo build --workspace` first), talks
+//! real ZeroMQ to them, and waits on what they print with generous deadlines,
+//! never on fixed sleeps.
+//!
+//! ```no_run
+//! use zibrato_testkit::{Broker, Publisher, Worker};
+//! let broker = Broker::start();
+//! let worker = Worker::start(&broker, &["--plugin", "stdout", "--levels", "info",
+//!     "--flush", "0.2", "--set", "stdout.format=json"]);
+//! let publisher = Publisher::connect(&broker);
+//! publisher.probe_until_seen(&worker, "info");
+//! publisher.send("info|Counter|requests|5|1764057600|web1");
+//! worker.wait_stdout("the counter", |out| out.iter().any(|l| l.contains("\"requests\"")));
+//! ```
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+/// How long any wait in a test may take before it fails.
+pub const DEADLINE: Duration = Duration::from_secs(30);
+
+/// The name of the measurement probes carry.
+pub const PROBE_NAME: &str = "zibrato.probe";
+
+/// The directory holding the workspace's binaries and plugins
+/// (`target/debug` for `cargo test`).
+pub fn bin_dir() -> PathBuf {
+    if let Ok(dir) = std::env::var("ZIBRATO_BIN_DIR") {
+        return PathBuf::from(dir);
+    }
+    // A test binary lives in target/<profile>/deps.
+    let exe = std::env::current_exe().expect("test executable path");
+    let deps = exe.parent().expect("deps directory");
+    deps.parent().expect("profile directory").to_path_buf()
+}
+
+/// The path of a workspace binary, which must have been built.
+pub fn bin(name: &str) -> PathBuf {
+    let path = bin_dir().join(name);
+    assert!(
+        path.is_file(),
+        "{} is missing: run `cargo build --workspace` before the tests",
+        path.display()
+    );
+    path
+}
+
+/// A port `p` such that `p` and `p + 1` are both free now.
+pub fn free_port_pair() -> u16 {
+    for _ in 0..200 {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+        let port = listener.local_addr().expect("local address").port();
+        if port < 65535 && TcpListener::bind(("127.0.0.1", port + 1)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no pair of free adjacent ports found");
+}
+
+/// Lines a child process printed, shared with the threads reading them.
+#[derive(Clone, Default)]
+pub struct Lines {
+    inner: Arc<(Mutex<Vec<String>>, Condvar)>,
+}
+
+impl Lines {
+    fn read_from(&self, stream: impl Read + Send + 'static) {
+        let lines = self.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stream).lines() {
+                let Ok(line) = line else { break };
+                let (store, changed) = &*lines.inner;
+                store.lock().unwrap().push(line);
+                changed.notify_all();
+            }
+        });
+    }
+
+    /// Every line so far.
+    pub fn get(&self) -> Vec<String> {
+        self.inner.0.lock().unwrap().clone()
+    }
+
+    /// Waits until `done` holds for the lines so far; false after `deadline`.
+    pub fn wait_for(&self, deadline: Duration, done: impl Fn(&[String]) -> bool) -> bool {
+        let (store, changed) = &*self.inner;
+        let end = Instant::now() + deadline;
+        let mut lines = store.lock().unwrap();
+        loop {
+            if done(&lines) {
+                return true;
+            }
+            let now = Instant::now();
+            if now >= end {
+                return false;
+            }
+            let step = (end - now).min(Duration::from_millis(100));
+            lines = changed.wait_timeout(lines, step).unwrap().0;
+        }
+    }
+}
+
+/// A child process whose output is collected line by line; killed on drop.
+pub struct Process {
+    child: Child,
+    stdout: Lines,
+    stderr: Lines,
+}
+
+impl Process {
+    /// Starts `command` with its output collected.
+    pub fn spawn(mut command: Command) -> Process {
+        command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = command
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {command:?}: {e}"));
+        let stdout = Lines::default();
+        let stderr = Lines::default();
+        stdout.read_from(child.stdout.take().expect("piped stdout"));
+        stderr.read_from(child.stderr.take().expect("piped stderr"));
+        Process {
+            child,
+            stdout,
+            stderr,
+        }
+    }
+
+    /// What it printed on standard output.
+    pub fn stdout(&self) -> &Lines {
+        &self.stdout
+    }
+
+    /// What it printed on standard error.
+    pub fn stderr(&self) -> &Lines {
+        &self.stderr
+    }
+
+    /// Waits until `done` holds for its standard output; panics with both
+    /// outputs after [`DEADLINE`].
+    pub fn wait_stdout(&self, what: &str, done: impl Fn(&[String]) -> bool) {
+        if !self.stdout.wait_for(DEADLINE, done) {
+            panic!("timed out waiting for {what}\n{}", self.transcript());
+        }
+    }
+
+    /// Waits until `done` holds for its standard error; panics with both
+    /// outputs after [`DEADLINE`].
+    pub fn wait_stderr(&self, what: &str, done: impl Fn(&[String]) -> bool) {
+        if !self.stderr.wait_for(DEADLINE, done) {
+            panic!("timed out waiting for {what}\n{}", self.transcript());
+        }
+    }
+
+    /// Both outputs, for failure messages.
+    pub fn transcript(&self) -> String {
+        format!(
+            "--- stdout\n{}\n--- stderr\n{}",
+            self.stdout.get().join("\n"),
+            self.stderr.get().join("\n")
+        )
+    }
+
+    /// Sends a signal (`libc::SIGQUIT`, …).
+    pub fn signal(&self, signal: i32) {
+        // SAFETY: kill(2) on our own child's pid has no memory effects.
+        let rc = unsafe { libc::kill(self.child.id() as libc::pid_t, signal) };
+        assert_eq!(rc, 0, "kill({}, {signal}) failed", self.child.id());
+    }
+
+    /// Waits for it to exit; panics after [`DEADLINE`].
+    pub fn wait_exit(&mut self) -> ExitStatus {
+        let end = Instant::now() + DEADLINE;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                // Let the reader threads take the last lines.
+                self.stdout.wait_for(Duration::from_millis(200), |_| false);
+                return status;
+            }
+            if Instant::now() >= end {
+                panic!("process did not exit\n{}", self.transcript());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Its process id.
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A running `zibrato-broker`.
+pub struct Broker {
+    /// The process.
+    pub process: Process,
+    /// Its publisher port (workers use `port + 1`).
+    pub port: u16,
+}
+
+impl Broker {
+    /// Starts a broker on a free pair of ports and waits until it is bound.
+    pub fn start() -> Broker {
+        Broker::start_on(free_port_pair())
+    }
+
+    /// Starts a broker on `port` and `port + 1` and waits until it is bound.
+    pub fn start_on(port: u16) -> Broker {
+        let mut command = Command::new(bin("zibrato-broker"));
+        command.args(["--port", &port.to_string()]);
+        let process = Process::spawn(command);
+        process.wait_stderr("the broker to bind", |lines| {
+            lines.iter().any(|l| l.contains("publishers on"))
+        });
+        Broker { process, port }
+    }
+
+    /// Where publishers connect.
+    pub fn publisher_endpoint(&self) -> String {
+        format!("tcp://127.0.0.1:{}", self.port)
+    }
+
+    /// The worker port.
+    pub fn worker_port(&self) -> u16 {
+        self.port + 1
+    }
+}
+
+/// A running `zibrato-worker`.
+pub struct Worker {
+    /// The process.
+    pub process: Process,
+}
+
+impl Worker {
+    /// Starts a worker for `broker` with `args` (`--port` is added).
+    pub fn start(broker: &Broker, args: &[&str]) -> Worker {
+        Worker::start_on(broker.worker_port(), args, &[])
+    }
+
+    /// Starts a worker connecting to `port` with `args` and extra environment.
+    pub fn start_on(port: u16, args: &[&str], env: &[(&str, &str)]) -> Worker {
+        let mut command = Command::new(bin("zibrato-worker"));
+        command.args(args).args(["--port", &port.to_string()]);
+        command.env_remove("ZIBRATO_PLUGIN_DIR");
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        Worker {
+            process: Process::spawn(command),
+        }
+    }
+
+    /// Runs `zibrato-worker` with `args` to completion (for error cases).
+    pub fn run(args: &[&str]) -> (ExitStatus, String, String) {
+        let output = Command::new(bin("zibrato-worker"))
+            .args(args)
+            .env_remove("ZIBRATO_PLUGIN_DIR")
+            .stdin(Stdio::null())
+            .output()
+            .expect("run zibrato-worker");
+        (
+            output.status,
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    }
+}
+
+impl std::ops::Deref for Worker {
+    type Target = Process;
+    fn deref(&self) -> &Process {
+        &self.process
+    }
+}
+
+impl std::ops::DerefMut for Worker {
+    fn deref_mut(&mut self) -> &mut Process {
+        &mut self.process
+    }
+}
+
+/// A ZeroMQ PUB socket connected to a broker's publisher port, as Zibrato
+/// 0.2's Python client had.
+pub struct Publisher {
+    socket: zmq::Socket,
+    _context: zmq::Context,
+}
+
+impl Publisher {
+    /// Connects to `broker`.
+    pub fn connect(broker: &Broker) -> Publisher {
+        Publisher::connect_to(&broker.publisher_endpoint())
+    }
+
+    /// Connects to `endpoint`.
+    pub fn connect_to(endpoint: &str) -> Publisher {
+        let context = zmq::Context::new();
+        let socket = context.socket(zmq::PUB).expect("PUB socket");
+        socket.set_sndhwm(0).expect("no send limit");
+        socket.set_linger(5000).expect("linger");
+        socket.connect(endpoint).expect("connect");
+        Publisher {
+            socket,
+            _context: context,
+        }
+    }
+
+    /// Sends one frame.
+    pub fn send(&self, frame: impl AsRef<[u8]>) {
+        self.socket.send(frame.as_ref(), 0).expect("send");
+    }
+
+    /// Sends a probe counter at `level` every 100 ms until `seen()` holds, so
+    /// that everything sent afterwards reaches the worker (a PUB drops what it
+    /// sends before the subscriptions arrive). Panics after [`DEADLINE`].
+    pub fn probe_until(&self, level: &str, seen: impl Fn() -> bool) {
+        let end = Instant::now() + DEADLINE;
+        let probe = format!("{level}|Counter|{PROBE_NAME}|1|0|not_specified");
+        while !seen() {
+            assert!(
+                Instant::now() < end,
+                "no probe at level {level:?} got through within {DEADLINE:?}"
+            );
+            self.send(&probe);
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Probes until `worker` shows, on standard output or error, a line
+    /// mentioning the probe (stdout/jsonl output, or a debug log line).
+    pub fn probe_until_seen(&self, worker: &Process, level: &str) {
+        self.probe_until(level, || {
+            worker
+                .stdout()
+                .get()
+                .iter()
+                .chain(worker.stderr().get().iter())
+                .any(|l| l.contains(PROBE_NAME))
+        });
+    }
+}
