@@ -136,7 +136,7 @@ pub use plugin::zibrato_backend_module;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use zibrato_backend_api::abi_stable::std_types::RStr;
+    use abi_stable::std_types::RStr;
     use zibrato_backend_api::settings::from_json;
     use zibrato_backend_api::{Kind, LogLevel};
 
