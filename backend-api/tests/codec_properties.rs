@@ -74,10 +74,12 @@ proptest! {
 
     #[test]
     fn parse_never_panics_on_arbitrary_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
-        for result in parse_frame(&bytes) {
-            if let Ok(m) = result {
-                prop_assert!(!m.level.is_empty() && !m.name.is_empty() && m.value.is_finite());
-            }
+        let results: Vec<_> = parse_frame(&bytes).collect();
+        for m in results.iter().flatten() {
+            prop_assert!(!m.level.is_empty() && !m.name.is_empty() && m.value.is_finite());
+        }
+        for e in results.iter().filter_map(|r| r.as_ref().err()) {
+            prop_assert!(!e.to_string().is_empty());
         }
     }
 
