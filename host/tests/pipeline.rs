@@ -1,0 +1,477 @@
+//! The worker end to end: the real `zibrato-broker` and `zibrato-worker`
+//! binaries, real ZeroMQ, real plugins loaded from the target directory.
+//! Run `cargo build --workspace` first.
+
+use serde_json::Value;
+use std::io::Write;
+use std::process::{Command, Stdio};
+use zibrato_testkit::{Broker, Process, Publisher, Worker, PROBE_NAME};
+
+/// The JSON lines the stdout backend printed, probes left out.
+fn json_lines(worker: &Process) -> Vec<Value> {
+    json_values(&worker.stdout().get())
+}
+
+fn json_values(lines: &[String]) -> Vec<Value> {
+    lines
+        .iter()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["name"] != PROBE_NAME)
+        .collect()
+}
+
+/// The sum of the counter `name` over every flush printed so far.
+fn counter_total(lines: &[String], name: &str) -> f64 {
+    json_values(lines)
+        .iter()
+        .filter(|v| v["type"] == "counter" && v["name"] == name)
+        .map(|v| v["value"].as_f64().unwrap_or(0.0))
+        .sum()
+}
+
+fn stdout_json_worker(broker: &Broker, levels: &str, extra: &[&str]) -> Worker {
+    let mut args = vec![
+        "--plugin",
+        "stdout",
+        "--levels",
+        levels,
+        "--flush",
+        "0.2",
+        "--set",
+        "stdout.format=json",
+    ];
+    args.extend_from_slice(extra);
+    Worker::start(broker, &args)
+}
+
+#[test]
+fn byte_exact_zibrato_0_2_messages_are_aggregated() {
+    let broker = Broker::start();
+    let worker = stdout_json_worker(&broker, "info", &[]);
+    let publisher = Publisher::connect(&broker);
+    publisher.probe_until_seen(&worker, "info");
+    for frame in [
+        "info|Counter|requests|5|1764057600|web1",
+        "info|Counter|requests|5|1764057600|web1",
+        "info|counters|requests|2|1764057600|web2",
+        "info|Timer|db.query|0.012|1764057600|not_specified",
+        "info|Timer|db.query|0.009|1764057600|not_specified",
+        "info|timers|db.query|0.01|1764057600|not_specified",
+        "info|Gauge|queue.depth|123|1764057601|not_specified",
+        "info|Counter|done|1|1764057600|not_specified",
+    ] {
+        publisher.send(frame);
+    }
+    worker.wait_stdout("the done counter", |lines| {
+        counter_total(lines, "done") >= 1.0
+    });
+    let lines = worker.stdout().get();
+    assert_eq!(counter_total(&lines, "requests"), 12.0);
+    let values = json_values(&lines);
+    let web1 = values
+        .iter()
+        .find(|v| v["name"] == "requests" && v["source"] == "web1")
+        .expect("requests from web1");
+    assert_eq!(web1["value"], 10);
+    assert_eq!(web1["level"], "info");
+    let gauge = lines
+        .iter()
+        .find(|l| l.contains("queue.depth"))
+        .expect("the gauge");
+    assert_eq!(
+        gauge,
+        r#"{"time":1764057601,"level":"info","type":"gauge","name":"queue.depth","source":null,"value":123}"#
+    );
+    let timer = values
+        .iter()
+        .find(|v| v["type"] == "timer")
+        .expect("the timer");
+    assert_eq!(timer["count"], 3);
+    assert_eq!(timer["min"], 0.009);
+    assert_eq!(timer["max"], 0.012);
+    assert!((timer["sum"].as_f64().unwrap() - 0.031).abs() < 1e-9);
+    assert!(timer["source"].is_null());
+}
+
+#[test]
+fn a_zibrato_0_2_python_client_works_unchanged() {
+    let broker = Broker::start();
+    let worker = stdout_json_worker(&broker, "info", &[]);
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/zibrato02_client.py"
+    );
+    let mut client = Command::new("python3")
+        .args([script, &broker.port.to_string()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::inherit())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("python3 with pyzmq (pip install pyzmq) runs the 0.2 client");
+    worker.wait_stdout("the 0.2 client's probe", |lines| {
+        lines.iter().any(|l| l.contains(PROBE_NAME))
+    });
+    writeln!(client.stdin.take().expect("stdin"), "go").expect("tell the client to go");
+    assert!(client.wait().expect("client exit").success());
+    worker.wait_stdout("the 0.2 client's measurements", |lines| {
+        counter_total(lines, "done") >= 1.0
+    });
+    let lines = worker.stdout().get();
+    assert_eq!(counter_total(&lines, "requests"), 15.0);
+    let values = json_values(&lines);
+    let timer = values.iter().find(|v| v["type"] == "timer").expect("timer");
+    assert_eq!(timer["count"], 3);
+    assert_eq!(timer["name"], "db.query");
+    let gauge = values.iter().find(|v| v["type"] == "gauge").expect("gauge");
+    assert_eq!(gauge["value"], 123);
+    assert_eq!(gauge["name"], "queue.depth");
+}
+
+#[test]
+fn a_level_sharing_a_prefix_is_not_delivered() {
+    let broker = Broker::start();
+    let worker = stdout_json_worker(&broker, "info", &[]);
+    let publisher = Publisher::connect(&broker);
+    publisher.probe_until_seen(&worker, "info");
+    publisher.send("information|Counter|leak|1|1764057600|web1");
+    publisher.send("info_|Counter|leak|1|1764057600|web1");
+    publisher.send("inf|Counter|leak|1|1764057600|web1");
+    // Frames from one publisher arrive in order: once this one is printed,
+    // the others would have been too.
+    publisher.send("info|Counter|marker|1|1764057600|web1");
+    worker.wait_stdout("the marker", |lines| counter_total(lines, "marker") >= 1.0);
+    assert_eq!(counter_total(&worker.stdout().get(), "leak"), 0.0);
+}
+
+#[test]
+fn malformed_messages_are_counted_and_skipped() {
+    let broker = Broker::start();
+    let worker = stdout_json_worker(&broker, "info", &[]);
+    let publisher = Publisher::connect(&broker);
+    publisher.probe_until_seen(&worker, "info");
+    publisher.send("info|Counter|too|few");
+    publisher.send("info|Histogram|x|1|1764057600|web1");
+    publisher.send(b"info|Counter|x|\xff\xfe|1764057600|web1".as_slice());
+    // A batched frame with one bad line: the good lines are kept.
+    publisher.send("info|Counter|after|1|1764057600|a\ninfo|Counter|after|NaN|1764057600|a\ninfo|Counter|after|2|1764057600|a");
+    worker.wait_stdout("the valid measurements", |lines| {
+        counter_total(lines, "after") >= 3.0
+    });
+    worker.wait_stderr("the malformed count", |lines| {
+        lines
+            .iter()
+            .any(|l| l.contains("stdout: ") && l.contains("malformed 4"))
+    });
+    assert_eq!(counter_total(&worker.stdout().get(), "after"), 3.0);
+    assert!(worker
+        .stderr()
+        .get()
+        .iter()
+        .any(|l| l.contains("malformed message skipped")));
+}
+
+/// The number of measurements the worker's debug log says were posted.
+fn posted(lines: &[String]) -> u64 {
+    lines
+        .iter()
+        .filter(|l| l.contains(" took "))
+        .filter_map(|l| {
+            l.split("posted ")
+                .nth(1)?
+                .split(' ')
+                .next()?
+                .parse::<u64>()
+                .ok()
+        })
+        .sum()
+}
+
+#[test]
+fn sigquit_delivers_what_was_pending() {
+    let broker = Broker::start();
+    let mut worker = Worker::start_on(
+        broker.worker_port(),
+        &[
+            "--plugin",
+            "stdout",
+            "--levels",
+            "info",
+            "--flush",
+            "3600",
+            "--set",
+            "stdout.format=json",
+        ],
+        &[("ZIBRATO_LOG", "debug")],
+    );
+    let publisher = Publisher::connect(&broker);
+    publisher.probe_until("info", || posted(&worker.stderr().get()) > 0);
+    let before = posted(&worker.stderr().get());
+    for _ in 0..1000 {
+        publisher.send("info|Counter|pending|1|1764057600|web1");
+    }
+    worker.wait_stderr("the worker to take the 1000 measurements", |lines| {
+        posted(lines) >= before + 1000
+    });
+    assert!(
+        json_lines(&worker).is_empty(),
+        "nothing is flushed before the signal"
+    );
+    worker.signal(libc::SIGQUIT);
+    let status = worker.wait_exit();
+    assert!(status.success(), "{status}\n{}", worker.transcript());
+    assert_eq!(counter_total(&worker.stdout().get(), "pending"), 1000.0);
+}
+
+#[test]
+fn a_worker_started_before_its_broker_works_once_it_comes_up() {
+    let port = zibrato_testkit::free_port_pair();
+    let worker = Worker::start_on(
+        port + 1,
+        &[
+            "--plugin",
+            "stdout",
+            "--levels",
+            "info",
+            "--flush",
+            "0.2",
+            "--set",
+            "stdout.format=json",
+        ],
+        &[],
+    );
+    worker.wait_stderr("the worker to start", |lines| {
+        lines.iter().any(|l| l.contains("receiving info"))
+    });
+    let broker = Broker::start_on(port);
+    let publisher = Publisher::connect(&broker);
+    publisher.probe_until_seen(&worker, "info");
+    publisher.send("info|Counter|late.broker|7|1764057600|web1");
+    worker.wait_stdout("the measurement", |lines| {
+        counter_total(lines, "late.broker") == 7.0
+    });
+}
+
+#[test]
+fn a_broker_restart_is_survived() {
+    let broker = Broker::start();
+    let port = broker.port;
+    let worker = stdout_json_worker(&broker, "info", &[]);
+    let publisher = Publisher::connect(&broker);
+    publisher.probe_until_seen(&worker, "info");
+    publisher.send("info|Counter|before|1|1764057600|web1");
+    worker.wait_stdout("the first measurement", |lines| {
+        counter_total(lines, "before") == 1.0
+    });
+
+    let mut broker = broker;
+    broker.process.signal(libc::SIGTERM);
+    assert!(broker.process.wait_exit().success());
+    drop(broker);
+    let seen = worker.stdout().get().len();
+    let broker = Broker::start_on(port);
+    // Both the worker and the publisher reconnect on their own.
+    publisher.probe_until("info", || {
+        worker.stdout().get()[seen..]
+            .iter()
+            .any(|l| l.contains(PROBE_NAME))
+    });
+    publisher.send("info|Counter|after|1|1764057600|web1");
+    worker.wait_stdout("the measurement after the restart", |lines| {
+        counter_total(lines, "after") == 1.0
+    });
+    drop(broker);
+}
+
+#[test]
+fn two_plugins_in_one_worker_both_receive_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("measurements.jsonl");
+    let broker = Broker::start();
+    let path_setting = format!("jsonl.path={}", path.display());
+    let worker = stdout_json_worker(
+        &broker,
+        "info",
+        &["--plugin", "jsonl", "--set", &path_setting],
+    );
+    let publisher = Publisher::connect(&broker);
+    publisher.probe_until_seen(&worker, "info");
+    for i in 0..500 {
+        publisher.send(format!("info|Counter|fanout|1|1764057600|web{}", i % 5));
+    }
+    worker.wait_stdout("all 500 at stdout", |lines| {
+        counter_total(lines, "fanout") == 500.0
+    });
+    let jsonl_count = || {
+        std::fs::read_to_string(&path)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains("\"fanout\""))
+            .count()
+    };
+    let deadline = std::time::Instant::now() + zibrato_testkit::DEADLINE;
+    while jsonl_count() < 500 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(jsonl_count(), 500, "{}", worker.transcript());
+}
+
+#[test]
+fn a_plugin_panicking_in_flush_leaves_the_worker_and_other_backends_running() {
+    let broker = Broker::start();
+    let worker = stdout_json_worker(&broker, "info", &["--plugin", "panicky"]);
+    let publisher = Publisher::connect(&broker);
+    publisher.probe_until_seen(&worker, "info");
+    publisher.send("info|Counter|first|1|1764057600|web1");
+    worker.wait_stdout("the first measurement", |lines| {
+        counter_total(lines, "first") == 1.0
+    });
+    worker.wait_stderr("the panic reported as a failed flush", |lines| {
+        lines
+            .iter()
+            .any(|l| l.contains("panicky: flush failed: panicked in flush"))
+    });
+    publisher.send("info|Counter|second|1|1764057600|web1");
+    worker.wait_stdout("a later measurement", |lines| {
+        counter_total(lines, "second") == 1.0
+    });
+    worker.wait_stderr("panicky's counts still reported", |lines| {
+        lines.iter().any(|l| l.contains("panicky: received"))
+    });
+}
+
+#[test]
+fn a_library_that_is_not_a_plugin_names_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let garbage = dir
+        .path()
+        .join(zibrato_host::plugin_dir::file_name("garbage"));
+    std::fs::write(&garbage, b"not an ELF file").unwrap();
+    let (status, _, stderr) = Worker::run(&[
+        "--plugin",
+        "garbage",
+        "--levels",
+        "info",
+        "--plugin-dir",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert_eq!(status.code(), Some(1));
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains(&garbage.display().to_string()), "{stderr}");
+    assert!(
+        stderr.contains("cannot be loaded as a shared library"),
+        "{stderr}"
+    );
+
+    // A real shared library, just not a Zibrato backend.
+    let libm = ["/lib", "/usr/lib", "/lib64", "/usr/lib64"]
+        .iter()
+        .flat_map(|d| {
+            std::fs::read_dir(d)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .map(|e| e.path())
+        })
+        .flat_map(|p| {
+            if p.is_dir() {
+                vec![p.join("libm.so.6")]
+            } else {
+                vec![p]
+            }
+        })
+        .find(|p| p.ends_with("libm.so.6") && p.is_file())
+        .expect("libm.so.6 on this system");
+    let foreign = dir
+        .path()
+        .join(zibrato_host::plugin_dir::file_name("foreign"));
+    std::fs::copy(&libm, &foreign).unwrap();
+    let (status, _, stderr) = Worker::run(&[
+        "--plugin",
+        "foreign",
+        "--levels",
+        "info",
+        "--plugin-dir",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert_eq!(status.code(), Some(1));
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains(&foreign.display().to_string()), "{stderr}");
+    assert!(stderr.contains("not a Zibrato backend"), "{stderr}");
+}
+
+#[test]
+fn an_unknown_plugin_names_the_directories_and_the_plugins_there() {
+    let dir = tempfile::tempdir().unwrap();
+    let (status, _, stderr) = Worker::run(&[
+        "--plugin",
+        "nonesuch",
+        "--levels",
+        "info",
+        "--plugin-dir",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert_eq!(status.code(), Some(1));
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("nonesuch"), "{stderr}");
+    assert!(
+        stderr.contains(&dir.path().display().to_string()),
+        "{stderr}"
+    );
+    let bin_dir = zibrato_testkit::bin_dir();
+    assert!(stderr.contains(&bin_dir.display().to_string()), "{stderr}");
+    assert!(
+        stderr.contains("stdout"),
+        "lists the plugins found: {stderr}"
+    );
+}
+
+#[test]
+fn plugins_are_found_through_the_environment_too() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path()
+            .join(zibrato_host::plugin_dir::file_name("envonly")),
+        b"junk",
+    )
+    .unwrap();
+    let output = Command::new(zibrato_testkit::bin("zibrato-worker"))
+        .args(["--list-plugins"])
+        .env("ZIBRATO_PLUGIN_DIR", dir.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success());
+    let envonly = stdout
+        .lines()
+        .find(|l| l.starts_with("envonly"))
+        .expect(&stdout);
+    assert!(envonly.contains("broken"), "{stdout}");
+    let stdout_line = stdout
+        .lines()
+        .find(|l| l.starts_with("stdout "))
+        .expect(&stdout);
+    assert!(
+        stdout_line.contains(env!("CARGO_PKG_VERSION")),
+        "{stdout_line}"
+    );
+    assert!(stdout_line.contains(" ok "), "{stdout_line}");
+}
+
+#[test]
+fn a_bad_setting_names_the_key() {
+    for (set, key) in [
+        ("stdout.formt=json", "formt"),
+        ("stdout.format=xml", "format"),
+        ("worker.flsh=1", "worker.flsh"),
+    ] {
+        let (status, _, stderr) =
+            Worker::run(&["--plugin", "stdout", "--levels", "info", "--set", set]);
+        assert_eq!(status.code(), Some(1), "{set}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(stderr.contains(key), "{set}: {stderr}");
+    }
+    let (status, _, stderr) =
+        Worker::run(&["--plugin", "stdout", "--levels", "info", "--flush", "0"]);
+    assert_eq!(status.code(), Some(1));
+    assert!(stderr.contains("flush"), "{stderr}");
+}
