@@ -264,3 +264,20 @@ mod tests {
         assert!(flush_interval(f64::NAN).is_err());
     }
 }
+
+#[cfg(test)]
+mod example_tests {
+    use super::*;
+
+    #[test]
+    fn the_example_worker_config_reads() {
+        let text = include_str!("../../examples/ops/worker.toml");
+        let config = ConfigFile::parse(text).unwrap();
+        assert_eq!(
+            config.worker.plugins.as_deref(),
+            Some(&["statsd".to_string(), "stdout".to_string()][..])
+        );
+        assert_eq!(config.worker.flush, Some(10.0));
+        assert_eq!(config.backend_settings("stdout"), r#"{"format":"json"}"#);
+    }
+}
