@@ -165,3 +165,45 @@ impl Plugin {
         self.module
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use abi_stable::sabi_types::VersionNumber;
+
+    #[test]
+    fn an_incompatible_api_version_names_the_file_and_both_versions() {
+        let error = LibraryError::IncompatibleVersionNumber {
+            library_name: "zibrato backend",
+            expected_version: VersionNumber {
+                major: 0,
+                minor: 3,
+                patch: 0,
+            },
+            actual_version: VersionNumber {
+                major: 0,
+                minor: 2,
+                patch: 7,
+            },
+        };
+        let message = load_error(Path::new("/plugins/libzibrato_old.so"), error).to_string();
+        assert!(
+            message.starts_with("/plugins/libzibrato_old.so: "),
+            "{message}"
+        );
+        assert!(message.contains("0.2.7"), "{message}");
+        assert!(message.contains(API_VERSION), "{message}");
+        assert!(!message.contains('\n'));
+    }
+
+    #[test]
+    fn a_missing_file_is_an_open_error_naming_it() {
+        let message = Plugin::load(Path::new("/nonexistent/libzibrato_x.so"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            message.starts_with("/nonexistent/libzibrato_x.so: cannot be loaded"),
+            "{message}"
+        );
+    }
+}
