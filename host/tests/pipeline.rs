@@ -475,3 +475,16 @@ fn a_bad_setting_names_the_key() {
     assert_eq!(status.code(), Some(1));
     assert!(stderr.contains("flush"), "{stderr}");
 }
+
+#[test]
+fn a_plugin_built_against_another_api_version_names_the_file_and_versions() {
+    let (status, _, stderr) = Worker::run(&["--plugin", "old-api", "--levels", "info"]);
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("libzibrato_old_api"), "{stderr}");
+    assert!(
+        stderr.contains("built against zibrato-backend-api 0.2.0"),
+        "{stderr}"
+    );
+    assert!(stderr.contains(env!("CARGO_PKG_VERSION")), "{stderr}");
+}
