@@ -1,0 +1,253 @@
+//! Zibrato's `statsd` backend: sends measurements to a statsd server (Etsy's
+//! statsd, or anything speaking its line protocol: Telegraf, the Datadog
+//! agent, statsd_exporter), which aggregates them and passes them on.
+//!
+//! ```text
+//! zibrato-worker --plugin statsd --levels info --set statsd.host=metrics.local
+//! zibrato-worker --plugin statsd --levels info --set statsd.tags=dogstatsd --set statsd.prefix=shop
+//! ```
+//!
+//! Settings ([`Settings`], `[backends.statsd]` or `--set statsd.KEY=VALUE`):
+//!
+//! | key | default | meaning |
+//! |---|---|---|
+//! | `host` | `"127.0.0.1"` | statsd's host name or address, resolved at start |
+//! | `port` | 8125 | statsd's port |
+//! | `prefix` | `""` | put in front of every name, with a dot |
+//! | `max_packet` | 1432 | largest datagram in bytes (512 and 8932 are the other usual values) |
+//! | `tags` | `"none"` | `"none"`: source in the name; `"dogstatsd"`: a `#source:…` tag |
+//! | `protocol` | `"udp"` | `"udp"` or `"tcp"` (newline-terminated lines, reconnecting) |
+//! | `include_level` | false | the level in the name after the prefix (a `level:` tag with dogstatsd) |
+//! | `max_series` | 100000 | most counter series and gauge series held between flushes |
+//! | `max_pending` | 100000 | most timer samples held between flushes |
+//!
+//! What is sent at each flush ([`mod@line`] has the grammar):
+//!
+//! - a counter: its total over the interval, `shop.web1.requests:42|c`;
+//! - a gauge: its last value, `shop.queue.depth:123|g`; a negative value is
+//!   sent as `0` then the value, `depth:0|g` `depth:-5|g`, in one datagram,
+//!   since statsd reads a leading sign as a change;
+//! - a timer: every sample, in milliseconds, `shop.db.query:12.345|ms`, so that
+//!   statsd's percentiles and deviation are right.
+//!
+//! Names are `prefix.source.name`, parts left out when empty, each made safe
+//! for statsd; with `tags = "dogstatsd"` the source goes into a tag instead:
+//! `shop.requests:42|c|#source:web1`. Lines are packed into datagrams of at
+//! most `max_packet` bytes ([`packer`]); a line longer than that is sent alone.
+//!
+//! Failures: an unresolvable `host` stops the worker at start, naming it. A
+//! statsd that is down costs nothing: UDP sends regardless, and when the
+//! kernel reports that statsd refused earlier datagrams the datagram at hand
+//! is counted as dropped. A flush therefore always returns `Ok`, with what
+//! could not be sent counted in [`FlushReport::dropped`] and a warning logged
+//! when sending starts failing (then at most once a minute). Nothing is kept
+//! for a retry: statsd aggregates per interval, and UDP never says whether
+//! what it sent arrived anyway.
+
+#![warn(missing_docs)]
+
+pub mod line;
+pub mod packer;
+pub mod pending;
+pub mod settings;
+pub mod transport;
+
+pub use settings::{Protocol, Settings, TagStyle};
+
+use line::{milliseconds, write_gauge, write_line, Namer, COUNTER, TIMER};
+use packer::Packer;
+use pending::Pending;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+use transport::Transport;
+use zibrato_backend_api::settings::SettingError;
+use zibrato_backend_api::{Backend, BackendError, FlushReport, Logger, Measurement};
+
+/// Chunk size for TCP: large writes, whatever `max_packet` says.
+const TCP_CHUNK: usize = 64 * 1024;
+
+/// How often a failure to send is logged while it goes on.
+const WARN_EVERY: Duration = Duration::from_secs(60);
+
+/// The backend: measurements held per statsd series, sent at each flush.
+#[derive(Debug)]
+pub struct StatsdBackend {
+    settings: Settings,
+    namer: Namer,
+    pending: Pending,
+    transport: Option<(Transport, SocketAddr)>,
+    logger: Logger,
+    key: String,
+    entry: Vec<u8>,
+    last_warning: Option<Instant>,
+}
+
+impl Backend for StatsdBackend {
+    const NAME: &'static str = "statsd";
+    const DESCRIPTION: &'static str =
+        "sends counters, gauges and timers to a statsd server over UDP (or TCP)";
+    type Settings = Settings;
+
+    fn new(settings: Settings, logger: Logger) -> Result<Self, BackendError> {
+        settings.check()?;
+        Ok(StatsdBackend {
+            namer: Namer::new(&settings.prefix, settings.tags, settings.include_level),
+            pending: Pending::new(settings.max_series, settings.max_pending),
+            transport: None,
+            logger,
+            key: String::with_capacity(128),
+            entry: Vec::with_capacity(256),
+            last_warning: None,
+            settings,
+        })
+    }
+
+    fn connect(&mut self) -> Result<(), BackendError> {
+        let Settings {
+            host,
+            port,
+            protocol,
+            ..
+        } = &self.settings;
+        let addrs = transport::resolve(host, *port).map_err(|e| SettingError {
+            key: "host".into(),
+            message: format!("cannot resolve statsd host {host:?}: {e}"),
+        })?;
+        let addr = addrs[0];
+        let transport = Transport::open(*protocol, addrs).map_err(|e| {
+            BackendError::new(format_args!(
+                "cannot open a socket to statsd at {addr}: {e}"
+            ))
+        })?;
+        self.transport = Some((transport, addr));
+        Ok(())
+    }
+
+    fn post(&mut self, m: &Measurement<'_>) -> Result<(), BackendError> {
+        self.namer.write_key(&mut self.key, m);
+        self.pending
+            .add(&self.key, m.kind, m.value)
+            .map_err(BackendError::new)
+    }
+
+    fn flush(&mut self, _now: i64) -> Result<FlushReport, BackendError> {
+        if self.pending.is_empty() {
+            return Ok(FlushReport::default());
+        }
+        let Some((transport, addr)) = &mut self.transport else {
+            return Err(BackendError::new("flush before connect: nothing was sent"));
+        };
+        let addr = *addr;
+        transport.start_flush();
+        let mut outcome = Outcome::default();
+        let mut packer = match self.settings.protocol {
+            settings::Protocol::Udp => Packer::new(self.settings.max_packet),
+            settings::Protocol::Tcp => Packer::terminated(TCP_CHUNK),
+        };
+        let mut send = |packet: &[u8], lines: u64| match transport.send(packet) {
+            Ok(()) => outcome.sent += lines,
+            Err(e) => {
+                outcome.dropped += lines;
+                outcome.first_error.get_or_insert(e);
+            }
+        };
+        let taken = self.pending.take();
+        let entry = &mut self.entry;
+        for (key, total) in &taken.counters {
+            if !total.is_finite() {
+                // A sum that overflowed: no number statsd could read.
+                outcome.skipped += 1;
+                continue;
+            }
+            entry.clear();
+            write_line(entry, key, *total, COUNTER);
+            packer.push(entry, 1, &mut send);
+        }
+        for (key, value) in &taken.gauges {
+            entry.clear();
+            write_gauge(entry, key, *value);
+            packer.push(entry, 1, &mut send);
+        }
+        for (key, samples) in &taken.timers {
+            for seconds in samples {
+                entry.clear();
+                write_line(entry, key, milliseconds(*seconds), TIMER);
+                packer.push(entry, 1, &mut send);
+            }
+        }
+        packer.finish(&mut send);
+        self.report(&outcome, addr);
+        Ok(FlushReport {
+            flushed: outcome.sent,
+            dropped: outcome.dropped + outcome.skipped,
+            pending: 0,
+        })
+    }
+
+    fn close(&mut self) -> Result<(), BackendError> {
+        if let Some((transport, _)) = &mut self.transport {
+            transport.close();
+        }
+        self.transport = None;
+        Ok(())
+    }
+}
+
+/// What one flush's sends came to.
+#[derive(Debug, Default)]
+struct Outcome {
+    sent: u64,
+    dropped: u64,
+    skipped: u64,
+    first_error: Option<std::io::Error>,
+}
+
+impl StatsdBackend {
+    /// Logs a failed flush: when failures start, then at most every
+    /// [`WARN_EVERY`] while they go on.
+    fn report(&mut self, outcome: &Outcome, addr: SocketAddr) {
+        if outcome.skipped > 0 {
+            self.logger.warn(format_args!(
+                "{} counter totals overflowed and were not sent",
+                outcome.skipped
+            ));
+        }
+        let Some(e) = &outcome.first_error else {
+            return;
+        };
+        let now = Instant::now();
+        if self
+            .last_warning
+            .is_some_and(|last| now.duration_since(last) < WARN_EVERY)
+        {
+            return;
+        }
+        self.last_warning = Some(now);
+        let hint = match e.kind() {
+            std::io::ErrorKind::ConnectionRefused => " (is statsd running?)",
+            _ => "",
+        };
+        self.logger.warn(format_args!(
+            "sending to statsd at {addr} over {} failed: {e}{hint}; {} lines dropped in this \
+             flush (this warning repeats at most once a minute)",
+            match self.settings.protocol {
+                settings::Protocol::Udp => "UDP",
+                settings::Protocol::Tcp => "TCP",
+            },
+            outcome.dropped
+        ));
+    }
+}
+
+/// The plugin's root module. Inside a module only because abi_stable's
+/// generated loader static carries no doc comment; the static is exported from
+/// the `.so` all the same.
+#[allow(missing_docs)]
+mod plugin {
+    zibrato_backend_api::export_backend!(crate::StatsdBackend);
+}
+
+pub use plugin::zibrato_backend_module;
+
+#[cfg(test)]
+mod tests;
