@@ -12,69 +12,129 @@
 //! measurements that would start a series past the cap are refused and counted.
 
 use crate::measurement::{Kind, Measurement};
-use std::collections::hash_map::Entry;
+use hashbrown::{Equivalent, HashMap};
 use std::fmt;
+use std::hash::{Hash, Hasher};
 
-type Map<V> = std::collections::HashMap<Box<str>, V, foldhash::fast::RandomState>;
+type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
 /// Default cap on the series an [`Aggregator`] holds per kind.
 pub const DEFAULT_MAX_SERIES: usize = 100_000;
 
 /// A series: level, optional source and name.
 ///
-/// Stored as one string (`level|source|name`; the wire forbids `|` in a field)
-/// so that finding a series needs no allocation.
-#[derive(Clone, PartialEq, Eq, Hash)]
+/// Held as one string with the three parts back to back, so that a series
+/// costs one allocation, made only when it is first seen: finding it again
+/// compares the parts of the measurement in place.
+#[derive(Clone)]
 pub struct Series {
-    key: Box<str>,
+    text: Box<str>,
+    source_at: u32,
+    name_at: u32,
+}
+
+/// The parts of a series as a measurement carries them (an empty source is
+/// none), for finding its [`Series`] without building one.
+#[derive(Clone, Copy)]
+struct Parts<'a> {
+    level: &'a str,
+    source: &'a str,
+    name: &'a str,
+}
+
+impl<'a> Parts<'a> {
+    fn of(m: &Measurement<'a>) -> Parts<'a> {
+        Parts {
+            level: m.level,
+            source: m.source.unwrap_or(""),
+            name: m.name,
+        }
+    }
+
+    fn to_series(self) -> Series {
+        let mut text =
+            String::with_capacity(self.level.len() + self.source.len() + self.name.len());
+        text.push_str(self.level);
+        text.push_str(self.source);
+        text.push_str(self.name);
+        Series {
+            text: text.into(),
+            source_at: self.level.len() as u32,
+            name_at: (self.level.len() + self.source.len()) as u32,
+        }
+    }
+}
+
+// A `Series` and the `Parts` it was made from hash alike.
+impl Hash for Parts<'_> {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.level.hash(state);
+        self.source.hash(state);
+        self.name.hash(state);
+    }
+}
+
+impl Equivalent<Series> for Parts<'_> {
+    fn equivalent(&self, series: &Series) -> bool {
+        series.level() == self.level
+            && series.source_text() == self.source
+            && series.name() == self.name
+    }
 }
 
 impl Series {
-    fn write_key(buf: &mut String, m: &Measurement<'_>) {
-        buf.clear();
-        buf.push_str(m.level);
-        buf.push('|');
-        buf.push_str(m.source.unwrap_or(""));
-        buf.push('|');
-        buf.push_str(m.name);
-    }
-
     /// The series of a measurement.
     pub fn of(m: &Measurement<'_>) -> Series {
-        let mut key = String::new();
-        Series::write_key(&mut key, m);
-        Series { key: key.into() }
+        Parts::of(m).to_series()
     }
 
-    fn parts(&self) -> (&str, &str, &str) {
-        let mut parts = self.key.splitn(3, '|');
-        let level = parts.next().unwrap_or("");
-        let source = parts.next().unwrap_or("");
-        let name = parts.next().unwrap_or("");
-        (level, source, name)
+    fn parts(&self) -> Parts<'_> {
+        Parts {
+            level: self.level(),
+            source: self.source_text(),
+            name: self.name(),
+        }
     }
 
     /// The level it was published at.
     pub fn level(&self) -> &str {
-        self.parts().0
+        &self.text[..self.source_at as usize]
+    }
+
+    fn source_text(&self) -> &str {
+        &self.text[self.source_at as usize..self.name_at as usize]
     }
 
     /// Where it was recorded, if the client said.
     pub fn source(&self) -> Option<&str> {
-        Some(self.parts().1).filter(|s| !s.is_empty())
+        Some(self.source_text()).filter(|s| !s.is_empty())
     }
 
     /// The metric's name.
     pub fn name(&self) -> &str {
-        self.parts().2
+        &self.text[self.name_at as usize..]
     }
 }
+
+impl Hash for Series {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.parts().hash(state)
+    }
+}
+
+impl PartialEq for Series {
+    fn eq(&self, other: &Self) -> bool {
+        self.parts().equivalent(other)
+    }
+}
+
+impl Eq for Series {}
 
 /// Series sort by level, then source (none first), then name.
 impl Ord for Series {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
         let (a, b) = (self.parts(), other.parts());
-        (a.0, a.1, a.2).cmp(&(b.0, b.1, b.2))
+        (a.level, a.source, a.name).cmp(&(b.level, b.source, b.name))
     }
 }
 
@@ -91,6 +151,25 @@ impl fmt::Debug for Series {
             .field("source", &self.source())
             .field("name", &self.name())
             .finish()
+    }
+}
+
+/// A gauge reading's key: its series and the second it was read in.
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct Reading {
+    series: Series,
+    time: i64,
+}
+
+#[derive(Hash)]
+struct ReadingParts<'a> {
+    parts: Parts<'a>,
+    time: i64,
+}
+
+impl Equivalent<Reading> for ReadingParts<'_> {
+    fn equivalent(&self, key: &Reading) -> bool {
+        self.time == key.time && self.parts.equivalent(&key.series)
     }
 }
 
@@ -198,10 +277,9 @@ pub struct SeriesCapReached(pub usize);
 
 /// Rolls measurements up over a flush interval. See the module docs.
 pub struct Aggregator {
-    counters: Map<(f64, u64)>,
-    timers: Map<TimerSummary>,
-    gauges: Map<(f64, i64)>,
-    key: String,
+    counters: Map<Series, (f64, u64)>,
+    timers: Map<Series, TimerSummary>,
+    gauges: Map<Reading, f64>,
     max_series: usize,
 }
 
@@ -229,7 +307,6 @@ impl Aggregator {
             counters: Map::default(),
             timers: Map::default(),
             gauges: Map::default(),
-            key: String::with_capacity(128),
             max_series,
         }
     }
@@ -237,37 +314,46 @@ impl Aggregator {
     /// Adds a measurement to its series. Costs no allocation unless the series
     /// is new.
     pub fn add(&mut self, m: &Measurement<'_>) -> Result<(), SeriesCapReached> {
-        Series::write_key(&mut self.key, m);
+        let parts = Parts::of(m);
         let max = self.max_series;
         match m.kind {
-            Kind::Counter => upsert(&mut self.counters, &self.key, max, |slot| match slot {
-                Some((total, count)) => {
+            Kind::Counter => {
+                if let Some((total, count)) = self.counters.get_mut(&parts) {
                     *total += m.value;
                     *count += 1;
-                    None
+                    return Ok(());
                 }
-                None => Some((m.value, 1)),
-            }),
-            Kind::Timer => upsert(&mut self.timers, &self.key, max, |slot| match slot {
-                Some(summary) => {
+                check_cap(self.counters.len(), max)?;
+                self.counters.insert(parts.to_series(), (m.value, 1));
+            }
+            Kind::Timer => {
+                if let Some(summary) = self.timers.get_mut(&parts) {
                     summary.add(m.value);
-                    None
+                    return Ok(());
                 }
-                None => Some(TimerSummary::of(m.value)),
-            }),
+                check_cap(self.timers.len(), max)?;
+                self.timers
+                    .insert(parts.to_series(), TimerSummary::of(m.value));
+            }
             Kind::Gauge => {
-                // One reading per series and second: the time joins the key.
-                use fmt::Write as _;
-                let _ = write!(self.key, "|{}", m.timestamp);
-                upsert(&mut self.gauges, &self.key, max, |slot| match slot {
-                    Some(reading) => {
-                        *reading = (m.value, m.timestamp);
-                        None
-                    }
-                    None => Some((m.value, m.timestamp)),
-                })
+                // One reading per series and second: the later one wins.
+                let key = ReadingParts {
+                    parts,
+                    time: m.timestamp,
+                };
+                if let Some(value) = self.gauges.get_mut(&key) {
+                    *value = m.value;
+                    return Ok(());
+                }
+                check_cap(self.gauges.len(), max)?;
+                let reading = Reading {
+                    series: parts.to_series(),
+                    time: m.timestamp,
+                };
+                self.gauges.insert(reading, m.value);
             }
         }
+        Ok(())
     }
 
     /// How many series (and gauge readings) are held now.
@@ -285,8 +371,8 @@ impl Aggregator {
         let mut counters: Vec<CounterTotal> = self
             .counters
             .drain()
-            .map(|(key, (total, count))| CounterTotal {
-                series: Series { key },
+            .map(|(series, (total, count))| CounterTotal {
+                series,
                 total,
                 count,
             })
@@ -295,24 +381,16 @@ impl Aggregator {
         let mut timers: Vec<TimerTotal> = self
             .timers
             .drain()
-            .map(|(key, summary)| TimerTotal {
-                series: Series { key },
-                summary,
-            })
+            .map(|(series, summary)| TimerTotal { series, summary })
             .collect();
         timers.sort_by(|a, b| a.series.cmp(&b.series));
         let mut gauges: Vec<GaugeReading> = self
             .gauges
             .drain()
-            .map(|(key, (value, time))| {
-                let series_end = key.rfind('|').unwrap_or(key.len());
-                GaugeReading {
-                    series: Series {
-                        key: key[..series_end].into(),
-                    },
-                    value,
-                    time,
-                }
+            .map(|(reading, value)| GaugeReading {
+                series: reading.series,
+                value,
+                time: reading.time,
             })
             .collect();
         gauges.sort_by(|a, b| a.series.cmp(&b.series).then(a.time.cmp(&b.time)));
@@ -324,27 +402,12 @@ impl Aggregator {
     }
 }
 
-/// Updates the value under `key`, or inserts the one `update` returns for a new
-/// key while the map is under `max` entries.
-fn upsert<V>(
-    map: &mut Map<V>,
-    key: &str,
-    max: usize,
-    update: impl FnOnce(Option<&mut V>) -> Option<V>,
-) -> Result<(), SeriesCapReached> {
-    if let Some(value) = map.get_mut(key) {
-        update(Some(value));
-        return Ok(());
+fn check_cap(len: usize, max: usize) -> Result<(), SeriesCapReached> {
+    if len >= max {
+        Err(SeriesCapReached(max))
+    } else {
+        Ok(())
     }
-    if map.len() >= max {
-        return Err(SeriesCapReached(max));
-    }
-    if let Some(value) = update(None) {
-        if let Entry::Vacant(slot) = map.entry(key.into()) {
-            slot.insert(value);
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -62,27 +62,54 @@ fn excerpt(text: &str) -> String {
 }
 
 /// Parses one line (without its line break).
+///
+/// One scan finds the five separators; the usual spellings of the type and
+/// integer values and timestamps take fast paths, everything else the general
+/// ones.
 pub fn parse_line(line: &str) -> Result<Measurement<'_>, ParseError> {
-    let mut fields = line.split('|');
-    let mut next = || fields.next();
-    let (Some(level), Some(kind), Some(name), Some(value), Some(timestamp), Some(source)) =
-        (next(), next(), next(), next(), next(), next())
-    else {
-        return Err(ParseError::FieldCount(line.split('|').count()));
-    };
-    if fields.next().is_some() {
-        return Err(ParseError::FieldCount(line.split('|').count()));
+    let bytes = line.as_bytes();
+    let mut seps = [0usize; 5];
+    let mut found = 0usize;
+    for (i, &b) in bytes.iter().enumerate() {
+        if b == b'|' {
+            if found == 5 {
+                return Err(ParseError::FieldCount(line.split('|').count()));
+            }
+            seps[found] = i;
+            found += 1;
+        }
     }
+    if found != 5 {
+        return Err(ParseError::FieldCount(found + 1));
+    }
+    // Separators are ASCII, so these are character boundaries.
+    let level = &line[..seps[0]];
+    let kind = &line[seps[0] + 1..seps[1]];
+    let name = &line[seps[1] + 1..seps[2]];
+    let value = &line[seps[2] + 1..seps[3]];
+    let timestamp = &line[seps[3] + 1..seps[4]];
+    let source = &line[seps[4] + 1..];
     if level.is_empty() {
         return Err(ParseError::EmptyLevel);
     }
-    let kind = Kind::from_wire(kind).ok_or_else(|| ParseError::UnknownType(excerpt(kind)))?;
+    let kind = match kind {
+        "Counter" => Kind::Counter,
+        "Gauge" => Kind::Gauge,
+        "Timer" => Kind::Timer,
+        other => Kind::from_wire(other).ok_or_else(|| ParseError::UnknownType(excerpt(other)))?,
+    };
     if name.is_empty() {
         return Err(ParseError::EmptyName);
     }
-    let value = parse_number(value).ok_or_else(|| ParseError::BadValue(excerpt(value)))?;
-    let timestamp =
-        parse_timestamp(timestamp).ok_or_else(|| ParseError::BadTimestamp(excerpt(timestamp)))?;
+    let value = match small_int(value) {
+        Some(v) => v as f64,
+        None => parse_number(value).ok_or_else(|| ParseError::BadValue(excerpt(value)))?,
+    };
+    let timestamp = match small_int(timestamp) {
+        Some(t) => t,
+        None => parse_timestamp(timestamp)
+            .ok_or_else(|| ParseError::BadTimestamp(excerpt(timestamp)))?,
+    };
     let source = match source {
         "" | NO_SOURCE => None,
         source => Some(source),
@@ -95,6 +122,26 @@ pub fn parse_line(line: &str) -> Result<Measurement<'_>, ParseError> {
         timestamp,
         source,
     })
+}
+
+/// A decimal integer of 1 to 15 digits with an optional `-`: the common
+/// value and every timestamp, read without the float parser.
+fn small_int(text: &str) -> Option<i64> {
+    let (negative, digits) = match text.as_bytes() {
+        [b'-', rest @ ..] => (true, rest),
+        rest => (false, rest),
+    };
+    if digits.is_empty() || digits.len() > 15 {
+        return None;
+    }
+    let mut v: i64 = 0;
+    for &d in digits {
+        if !d.is_ascii_digit() {
+            return None;
+        }
+        v = v * 10 + i64::from(d - b'0');
+    }
+    Some(if negative { -v } else { v })
 }
 
 /// A finite decimal number (`5`, `-3`, `0.012345`, `1e3`); never `inf` or `NaN`.
@@ -115,13 +162,26 @@ fn parse_timestamp(text: &str) -> Option<i64> {
 }
 
 /// The lines of one frame, in order: separated by `\n`, a `\r` before it
-/// ignored, empty lines skipped. A line that is not UTF-8 is an error of its own.
+/// ignored, empty lines skipped. A line that is not UTF-8 is an error of its
+/// own; the others are still read.
 pub fn frame_lines(frame: &[u8]) -> impl Iterator<Item = Result<&str, ParseError>> {
-    frame
-        .split(|&b| b == b'\n')
-        .map(|line| line.strip_suffix(b"\r").unwrap_or(line))
-        .filter(|line| !line.is_empty())
-        .map(|line| std::str::from_utf8(line).map_err(|_| ParseError::NotUtf8))
+    // One check for the whole frame, the usual case; line by line otherwise.
+    let (text, bytes) = match std::str::from_utf8(frame) {
+        Ok(text) => (Some(text), None),
+        Err(_) => (None, Some(frame)),
+    };
+    let valid = text
+        .into_iter()
+        .flat_map(|text| text.split('\n'))
+        .map(|line| Ok(line.strip_suffix('\r').unwrap_or(line)));
+    let mixed = bytes
+        .into_iter()
+        .flat_map(|frame| frame.split(|&b| b == b'\n'))
+        .map(|line| {
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            std::str::from_utf8(line).map_err(|_| ParseError::NotUtf8)
+        });
+    valid.chain(mixed).filter(|line| !matches!(line, Ok("")))
 }
 
 /// Checks that every measurement of a frame carries the level of its first.

@@ -40,12 +40,12 @@ pub struct BrokerConfig {
 }
 
 impl Default for BrokerConfig {
-    /// `127.0.0.1`, port 5550 (workers on 5551), high-water mark 100 000.
+    /// `127.0.0.1`, port 5550 (workers on 5551), high-water mark 1 000 000.
     fn default() -> Self {
         BrokerConfig {
             host: "127.0.0.1".to_owned(),
             port: 5550,
-            hwm: 100_000,
+            hwm: 1_000_000,
         }
     }
 }

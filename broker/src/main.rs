@@ -19,7 +19,7 @@ struct Args {
     #[arg(long, default_value_t = 5550)]
     port: u16,
     /// High-water mark: messages queued per peer before dropping (0: no limit).
-    #[arg(long, default_value_t = 100_000)]
+    #[arg(long, default_value_t = 1_000_000)]
     hwm: i32,
 }
 

@@ -18,7 +18,7 @@ fn default_config() {
     let c = BrokerConfig::default();
     assert_eq!(
         (c.host.as_str(), c.port, c.hwm),
-        ("127.0.0.1", 5550, 100_000)
+        ("127.0.0.1", 5550, 1_000_000)
     );
 }
 

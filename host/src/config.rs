@@ -9,7 +9,8 @@
 //! host = "127.0.0.1"
 //! port = 5551         # the broker's worker port
 //! plugin_dir = "/usr/lib/zibrato"
-//! queue = 1024        # batches of frames held per backend before dropping
+//! queue_mib = 64     # MiB of frames held per backend before dropping
+//! hwm = 1000000       # frames ZeroMQ holds before dropping (0: no limit)
 //!
 //! [backends.stdout]
 //! format = "json"
@@ -28,8 +29,10 @@ use std::time::Duration;
 pub const DEFAULT_PORT: u16 = 5551;
 /// Default flush interval in seconds.
 pub const DEFAULT_FLUSH_SECONDS: f64 = 60.0;
-/// Default number of frame batches queued per backend.
-pub const DEFAULT_QUEUE: usize = 1024;
+/// Default ZeroMQ receive high-water mark: frames held before ZeroMQ drops.
+pub const DEFAULT_HWM: i32 = 1_000_000;
+/// Default budget of frames queued per backend, in MiB.
+pub const DEFAULT_QUEUE_MIB: usize = 64;
 
 /// A configuration error, naming the flag, file or key at fault.
 #[derive(Debug, thiserror::Error)]
@@ -89,9 +92,12 @@ pub struct WorkerSection {
     /// Plugins directory searched first.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub plugin_dir: Option<PathBuf>,
-    /// Frame batches queued per backend.
+    /// ZeroMQ receive high-water mark, frames (0: no limit).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub queue: Option<usize>,
+    pub hwm: Option<i32>,
+    /// MiB of frames queued per backend before dropping.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub queue_mib: Option<usize>,
 }
 
 /// The whole TOML file.

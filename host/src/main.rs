@@ -116,9 +116,9 @@ fn run(args: Args) -> Result<ExitCode, String> {
     if port == 0 {
         return Err("bad setting port: 0 is not a port".into());
     }
-    let queue = file.worker.queue.unwrap_or(config::DEFAULT_QUEUE);
-    if queue == 0 {
-        return Err("bad setting worker.queue: must be at least 1".into());
+    let queue_mib = file.worker.queue_mib.unwrap_or(config::DEFAULT_QUEUE_MIB);
+    if queue_mib == 0 || queue_mib > 1 << 20 {
+        return Err("bad setting worker.queue_mib: must be between 1 and 1048576".into());
     }
 
     let mut backends = Vec::new();
@@ -153,8 +153,8 @@ fn run(args: Args) -> Result<ExitCode, String> {
         endpoint: endpoint.clone(),
         levels: levels.clone(),
         flush,
-        queue,
-        hwm: 100_000,
+        queue_bytes: queue_mib << 20,
+        hwm: file.worker.hwm.unwrap_or(config::DEFAULT_HWM),
     };
     let described: Vec<String> = backends
         .iter()

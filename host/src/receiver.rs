@@ -3,13 +3,13 @@
 //!
 //! Frames are copied into a [`Chunk`] (up to [`CHUNK_FRAMES`] frames or
 //! [`CHUNK_BYTES`] bytes, or whatever is waiting when the socket runs dry), and
-//! the chunk is shared by all backends. Queues are bounded: a backend that
-//! falls behind loses whole chunks, counted, and never slows this thread or
-//! the other backends.
+//! the chunk is shared by all backends. Each backend's queue is bounded in
+//! bytes: a backend that falls behind loses whole chunks, counted, and never
+//! slows this thread or the other backends.
 
 use crate::stats::BackendCounts;
-use crossbeam_channel::{Sender, TrySendError};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use crossbeam_channel::Sender;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -33,6 +33,11 @@ impl Chunk {
     fn push(&mut self, frame: &[u8]) {
         self.data.extend_from_slice(frame);
         self.ends.push(self.data.len() as u32);
+    }
+
+    /// The memory it holds, as counted against a backend's queue budget.
+    pub fn size(&self) -> usize {
+        self.data.len() + 4 * self.ends.len()
     }
 
     fn is_full(&self) -> bool {
@@ -61,6 +66,11 @@ pub struct Outlet {
     pub name: String,
     /// Its queue.
     pub queue: Sender<Arc<Chunk>>,
+    /// Bytes in its queue now: added here, taken off by the backend's thread
+    /// once it has ingested a chunk.
+    pub queued: Arc<AtomicUsize>,
+    /// The most bytes its queue may hold.
+    pub budget: usize,
     /// Its counts.
     pub counts: Arc<BackendCounts>,
 }
@@ -156,23 +166,74 @@ pub fn run(
 
 fn dispatch(chunk: Chunk, outlets: &[Outlet], drops_logged: &mut [Instant]) {
     let chunk = Arc::new(chunk);
+    let size = chunk.size();
     for (outlet, logged) in outlets.iter().zip(drops_logged.iter_mut()) {
-        match outlet.queue.try_send(Arc::clone(&chunk)) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_)) => {
-                let lost = chunk.lines();
-                outlet.counts.add_received(lost);
-                outlet.counts.add_dropped(lost);
-                if logged.elapsed() >= Duration::from_secs(10) {
-                    *logged = Instant::now();
-                    log::warn!(
-                        "{}: queue full, backend falling behind: {lost} measurements dropped (see the counts at each flush)",
-                        outlet.name
-                    );
-                }
+        if outlet.queued.load(Ordering::Acquire) + size > outlet.budget {
+            let lost = chunk.lines();
+            outlet.counts.add_received(lost);
+            outlet.counts.add_dropped(lost);
+            if logged.elapsed() >= Duration::from_secs(10) {
+                *logged = Instant::now();
+                log::warn!(
+                    "{}: queue full, backend falling behind: {lost} measurements dropped (see the counts at each flush)",
+                    outlet.name
+                );
             }
-            // The backend's thread has ended (it is being shut down).
-            Err(TrySendError::Disconnected(_)) => {}
+            continue;
         }
+        outlet.queued.fetch_add(size, Ordering::AcqRel);
+        // The queue is unbounded (the budget bounds it): sending fails only
+        // once the backend's thread has ended, when there is no one to tell.
+        let _ = outlet.queue.send(Arc::clone(&chunk));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chunk(frames: &[&str]) -> Chunk {
+        let mut chunk = Chunk::default();
+        for frame in frames {
+            chunk.push(frame.as_bytes());
+        }
+        chunk
+    }
+
+    #[test]
+    fn a_backend_over_its_byte_budget_loses_whole_chunks_counted() {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let counts = Arc::new(BackendCounts::default());
+        let queued = Arc::new(AtomicUsize::new(0));
+        let outlets = vec![Outlet {
+            name: "slow".into(),
+            queue: tx,
+            queued: Arc::clone(&queued),
+            budget: 100,
+            counts: Arc::clone(&counts),
+        }];
+        let mut logged = vec![Instant::now() - Duration::from_secs(3600)];
+
+        let small = chunk(&["info|Counter|a|1|0|s", "info|Counter|b|1|0|s"]);
+        let small_size = small.size();
+        dispatch(small, &outlets, &mut logged);
+        assert_eq!(queued.load(Ordering::Relaxed), small_size);
+        assert_eq!(rx.len(), 1);
+
+        // Two lines in one frame, one in another: over the budget, all three lost.
+        let big = chunk(&[
+            "info|Counter|c|1|0|s\ninfo|Counter|d|1|0|s",
+            "info|Counter|e|1|0|s",
+        ]);
+        dispatch(big, &outlets, &mut logged);
+        assert_eq!(rx.len(), 1);
+        let c = counts.get();
+        assert_eq!((c.received, c.dropped), (3, 3));
+
+        // Once the backend has taken its chunk, there is room again.
+        let taken = rx.recv().unwrap();
+        queued.fetch_sub(taken.size(), Ordering::Relaxed);
+        dispatch(chunk(&["info|Counter|f|1|0|s"]), &outlets, &mut logged);
+        assert_eq!(rx.len(), 1);
     }
 }

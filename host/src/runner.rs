@@ -6,6 +6,7 @@ use crate::receiver::Chunk;
 use crate::stats::BackendCounts;
 use abi_stable::std_types::{RErr, ROk, RSome};
 use crossbeam_channel::{Receiver, RecvTimeoutError};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use zibrato_backend_api::abi::{BackendBox, FrameBatch};
@@ -20,6 +21,8 @@ pub struct Runner {
     pub queue: Receiver<Arc<Chunk>>,
     /// Its counts.
     pub counts: Arc<BackendCounts>,
+    /// Bytes in its queue, to take a chunk's size off once it is ingested.
+    pub queued: Arc<AtomicUsize>,
     /// The flush interval.
     pub interval: Duration,
 }
@@ -40,6 +43,7 @@ impl Runner {
             match self.queue.recv_deadline(next_flush) {
                 Ok(chunk) => {
                     self.ingest(&chunk, &mut malformed_logged);
+                    self.queued.fetch_sub(chunk.size(), Ordering::AcqRel);
                     if Instant::now() < next_flush {
                         continue;
                     }

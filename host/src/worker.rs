@@ -6,7 +6,7 @@ use crate::receiver::{self, Outlet, ReceiverCounts};
 use crate::runner::Runner;
 use crate::stats::{BackendCounts, Counts};
 use abi_stable::std_types::{RErr, ROk, RStr};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -21,8 +21,8 @@ pub struct WorkerOptions {
     pub levels: Vec<String>,
     /// Flush interval.
     pub flush: Duration,
-    /// Chunks of frames queued per backend before dropping.
-    pub queue: usize,
+    /// Bytes of frames queued per backend before dropping.
+    pub queue_bytes: usize,
     /// ZeroMQ receive high-water mark.
     pub hwm: i32,
 }
@@ -34,8 +34,8 @@ impl WorkerOptions {
             endpoint: endpoint.into(),
             levels: levels.iter().map(|l| l.to_string()).collect(),
             flush: Duration::from_secs_f64(crate::config::DEFAULT_FLUSH_SECONDS),
-            queue: crate::config::DEFAULT_QUEUE,
-            hwm: 100_000,
+            queue_bytes: crate::config::DEFAULT_QUEUE_MIB << 20,
+            hwm: crate::config::DEFAULT_HWM,
         }
     }
 }
@@ -125,13 +125,17 @@ impl Worker {
         let mut runners = Vec::new();
         let mut counts = Vec::new();
         for (name, backend) in instances {
-            let (tx, rx) = crossbeam_channel::bounded(options.queue.max(1));
+            // Bounded in bytes (see `receiver::Outlet`), not in chunks: chunks
+            // range from one frame to a megabyte.
+            let (tx, rx) = crossbeam_channel::unbounded();
             let backend_counts = Arc::new(BackendCounts::default());
+            let queued = Arc::new(AtomicUsize::new(0));
             let runner = Runner {
                 name: name.clone(),
                 backend,
                 queue: rx,
                 counts: Arc::clone(&backend_counts),
+                queued: Arc::clone(&queued),
                 interval: options.flush,
             };
             let handle = std::thread::Builder::new()
@@ -140,6 +144,8 @@ impl Worker {
             outlets.push(Outlet {
                 name: name.clone(),
                 queue: tx,
+                queued,
+                budget: options.queue_bytes.max(1),
                 counts: Arc::clone(&backend_counts),
             });
             runners.push((name.clone(), handle));
