@@ -1,0 +1,478 @@
+//! What is posted: aggregated measurements turned into Librato gauges, checked
+//! against the API's rules, and cut into batches.
+//!
+//! Everything is sent as a gauge, as Zibrato 0.2 did:
+//!
+//! - a counter's total over the flush, per (source, name), with the flush time;
+//! - each gauge reading, with its own time;
+//! - a timer summary per (source, name) — `count`, `sum`, `min`, `max`,
+//!   `sum_squares` and no `value` — with the flush time, or with
+//!   `timers = "raw"` one plain gauge per measurement with its own time.
+//!
+//! Librato has no levels: series of one (source, name) at several levels are
+//! rolled up together, as are names that sanitising makes equal.
+
+use crate::settings::Timers;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use zibrato_backend_api::aggregate::{GaugeReading, Snapshot};
+use zibrato_backend_api::measurement::NO_SOURCE;
+use zibrato_backend_api::sanitize::librato_name;
+use zibrato_backend_api::{Measurement, Series, TimerSummary};
+
+/// How far in the future a measure time may be: later ones (a client's clock
+/// running ahead) are sent with the flush time instead, since the API refuses
+/// a request holding one.
+pub const MAX_FUTURE_SECS: i64 = 600;
+
+/// The largest magnitude the API accepts: it refuses a request holding a
+/// value whose exponent passes 10^126.
+pub const MAX_VALUE: f64 = 1e126;
+
+/// One measurement as the API takes it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Gauge {
+    /// The metric's name, sanitised.
+    pub name: String,
+    /// The source, sanitised; absent when the measurement has none and no
+    /// default is set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// Unix seconds.
+    pub measure_time: i64,
+    /// A plain value or a summary.
+    #[serde(flatten)]
+    pub value: Value,
+}
+
+/// A gauge's value: a single sample or a summary of several.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum Value {
+    /// One sample.
+    Plain {
+        /// The sample.
+        value: f64,
+    },
+    /// Several samples (a timer over a flush interval).
+    Summary {
+        /// How many.
+        count: u64,
+        /// Their sum.
+        sum: f64,
+        /// The smallest.
+        min: f64,
+        /// The largest.
+        max: f64,
+        /// The sum of their squares.
+        sum_squares: f64,
+    },
+}
+
+impl Value {
+    /// Whether the API can take it: finite numbers below [`MAX_VALUE`].
+    pub fn is_sendable(&self) -> bool {
+        let ok = |v: f64| v.is_finite() && v.abs() < MAX_VALUE;
+        match *self {
+            Value::Plain { value } => ok(value),
+            Value::Summary {
+                sum,
+                min,
+                max,
+                sum_squares,
+                ..
+            } => ok(sum) && ok(min) && ok(max) && ok(sum_squares),
+        }
+    }
+}
+
+/// The body of one request.
+#[derive(Debug, Serialize)]
+pub struct Body<'a> {
+    /// Every measurement of the batch.
+    pub gauges: &'a [Gauge],
+    /// Always empty: counters are sent as gauges.
+    pub counters: &'a [Gauge],
+}
+
+impl<'a> Body<'a> {
+    /// The body posting `gauges`.
+    pub fn new(gauges: &'a [Gauge]) -> Body<'a> {
+        Body {
+            gauges,
+            counters: &[],
+        }
+    }
+}
+
+/// A (source, name) pair, sanitised.
+pub type Key = (Option<String>, String);
+
+/// Makes names and sources acceptable to the API.
+#[derive(Debug, Clone, Default)]
+pub struct Naming {
+    default_source: Option<String>,
+}
+
+impl Naming {
+    /// Naming with `default_source` for measurements that have none.
+    pub fn new(default_source: Option<&str>) -> Naming {
+        Naming {
+            default_source: default_source
+                .filter(|s| !s.is_empty())
+                .map(Naming::clean_source),
+        }
+    }
+
+    /// A source as sent: sanitised, `all` (reserved by the API) renamed to
+    /// `all_`, the default when there is none.
+    pub fn source(&self, source: Option<&str>) -> Option<String> {
+        match source.filter(|s| !s.is_empty() && *s != NO_SOURCE) {
+            Some(source) => Some(Naming::clean_source(source)),
+            None => self.default_source.clone(),
+        }
+    }
+
+    fn clean_source(source: &str) -> String {
+        let clean = librato_name(source);
+        if clean.eq_ignore_ascii_case("all") {
+            format!("{clean}_")
+        } else {
+            clean.into_owned()
+        }
+    }
+
+    /// A metric name as sent.
+    pub fn name(&self, name: &str) -> String {
+        librato_name(name).into_owned()
+    }
+
+    /// The (source, name) of a series.
+    pub fn key(&self, series: &Series) -> Key {
+        (self.source(series.source()), self.name(series.name()))
+    }
+
+    /// A raw timer measurement as a plain gauge with its own time.
+    pub fn raw_timer(&self, m: &Measurement<'_>) -> Gauge {
+        Gauge {
+            name: self.name(m.name),
+            source: self.source(m.source),
+            measure_time: m.timestamp,
+            value: Value::Plain { value: m.value },
+        }
+    }
+}
+
+/// Counter totals and timer summaries per (source, name), waiting for their
+/// flush time.
+///
+/// Librato keeps one value per series and second (a second measurement with
+/// the same name, source and time replaces the first), so two roll-ups in one
+/// second would lose the first. They are merged instead: when a flush comes in
+/// the same second as the last roll-up, what it took stays here for the next.
+#[derive(Debug, Default)]
+pub struct Rollup {
+    counters: BTreeMap<Key, f64>,
+    timers: BTreeMap<Key, TimerSummary>,
+}
+
+impl Rollup {
+    /// Adds a snapshot's counters, and its timers when they are summarised.
+    pub fn add(&mut self, snapshot: &Snapshot, naming: &Naming, timers: Timers) {
+        for counter in &snapshot.counters {
+            *self
+                .counters
+                .entry(naming.key(&counter.series))
+                .or_default() += counter.total;
+        }
+        if timers == Timers::Summary {
+            for timer in &snapshot.timers {
+                self.timers
+                    .entry(naming.key(&timer.series))
+                    .and_modify(|s| merge(s, &timer.summary))
+                    .or_insert(timer.summary);
+            }
+        }
+    }
+
+    /// How many gauges it would make.
+    pub fn len(&self) -> usize {
+        self.counters.len() + self.timers.len()
+    }
+
+    /// Whether it holds nothing.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Empties it into gauges measured at `time`: counters, then timers.
+    pub fn drain(&mut self, time: i64) -> Vec<Gauge> {
+        let counters =
+            std::mem::take(&mut self.counters)
+                .into_iter()
+                .map(|((source, name), total)| Gauge {
+                    name,
+                    source,
+                    measure_time: time,
+                    value: Value::Plain { value: total },
+                });
+        let timers = std::mem::take(&mut self.timers)
+            .into_iter()
+            .map(|((source, name), s)| Gauge {
+                name,
+                source,
+                measure_time: time,
+                value: Value::Summary {
+                    count: s.count,
+                    sum: s.sum,
+                    min: s.min,
+                    max: s.max,
+                    sum_squares: s.sum_squares,
+                },
+            });
+        counters.chain(timers).collect()
+    }
+}
+
+fn merge(into: &mut TimerSummary, other: &TimerSummary) {
+    into.count += other.count;
+    into.sum += other.sum;
+    into.min = into.min.min(other.min);
+    into.max = into.max.max(other.max);
+    into.sum_squares += other.sum_squares;
+}
+
+/// Gauge readings as gauges with their own time; readings of one (source,
+/// name) and second from several levels keep the last.
+pub fn readings(readings: &[GaugeReading], naming: &Naming) -> Vec<Gauge> {
+    let mut by_time: BTreeMap<(Key, i64), f64> = BTreeMap::new();
+    for reading in readings {
+        by_time.insert((naming.key(&reading.series), reading.time), reading.value);
+    }
+    by_time
+        .into_iter()
+        .map(|(((source, name), time), value)| Gauge {
+            name,
+            source,
+            measure_time: time,
+            value: Value::Plain { value },
+        })
+        .collect()
+}
+
+/// What [`check`] took out.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Refused {
+    /// Older than `max_age`.
+    pub too_old: u64,
+    /// Not a number the API takes (infinite, NaN, past 10^126).
+    pub unsendable: u64,
+    /// Measure times too far ahead, sent with the flush time instead.
+    pub clamped: u64,
+}
+
+/// Keeps what the API would take at `now`: drops measurements older than
+/// `max_age_secs` and values it refuses, and moves measure times more than
+/// [`MAX_FUTURE_SECS`] ahead to `now`. One bad measurement would otherwise
+/// make the API refuse its whole batch.
+pub fn check(gauges: &mut Vec<Gauge>, now: i64, max_age_secs: i64) -> Refused {
+    let mut refused = Refused::default();
+    gauges.retain_mut(|g| {
+        if !g.value.is_sendable() {
+            refused.unsendable += 1;
+            return false;
+        }
+        if now - g.measure_time > max_age_secs {
+            refused.too_old += 1;
+            return false;
+        }
+        if g.measure_time - now > MAX_FUTURE_SECS {
+            refused.clamped += 1;
+            g.measure_time = now;
+        }
+        true
+    });
+    refused
+}
+
+/// Cuts `gauges` into batches of at most `size`.
+pub fn batches(mut gauges: Vec<Gauge>, size: usize) -> Vec<Vec<Gauge>> {
+    let size = size.max(1);
+    let mut out = Vec::with_capacity(gauges.len().div_ceil(size));
+    while gauges.len() > size {
+        let rest = gauges.split_off(size);
+        out.push(std::mem::replace(&mut gauges, rest));
+    }
+    if !gauges.is_empty() {
+        out.push(gauges);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use zibrato_backend_api::{Aggregator, Kind};
+
+    fn m<'a>(level: &'a str, kind: Kind, name: &'a str, value: f64) -> Measurement<'a> {
+        Measurement {
+            level,
+            kind,
+            name,
+            value,
+            timestamp: 1000,
+            source: None,
+        }
+    }
+
+    fn snapshot(measurements: &[Measurement<'_>]) -> Snapshot {
+        let mut aggregator = Aggregator::default();
+        for m in measurements {
+            aggregator.add(m).unwrap();
+        }
+        aggregator.take()
+    }
+
+    #[test]
+    fn counters_of_one_source_and_name_are_rolled_up_across_levels() {
+        let snap = snapshot(&[
+            m("info", Kind::Counter, "requests", 2.0),
+            m("debug", Kind::Counter, "requests", 3.0),
+            Measurement {
+                source: Some("web 1"),
+                ..m("info", Kind::Counter, "requests", 5.0)
+            },
+        ]);
+        let mut rollup = Rollup::default();
+        rollup.add(&snap, &Naming::default(), Timers::Summary);
+        let gauges = rollup.drain(2000);
+        let json = serde_json::to_value(Body::new(&gauges)).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({
+                "gauges": [
+                    {"name": "requests", "measure_time": 2000, "value": 5.0},
+                    {"name": "requests", "source": "web_1", "measure_time": 2000, "value": 5.0},
+                ],
+                "counters": [],
+            })
+        );
+        assert!(rollup.is_empty());
+    }
+
+    #[test]
+    fn timers_become_summaries_without_value() {
+        let snap = snapshot(&[
+            m("info", Kind::Timer, "db.query", 0.5),
+            m("info", Kind::Timer, "db.query", 1.5),
+            m("debug", Kind::Timer, "db.query", 1.0),
+        ]);
+        let mut rollup = Rollup::default();
+        rollup.add(&snap, &Naming::new(Some("box")), Timers::Summary);
+        let gauges = rollup.drain(7);
+        assert_eq!(
+            serde_json::to_value(&gauges[0]).unwrap(),
+            serde_json::json!({
+                "name": "db.query", "source": "box", "measure_time": 7,
+                "count": 3, "sum": 3.0, "min": 0.5, "max": 1.5, "sum_squares": 3.5,
+            })
+        );
+    }
+
+    #[test]
+    fn raw_timers_stay_out_of_the_rollup() {
+        let snap = snapshot(&[m("info", Kind::Timer, "t", 0.5)]);
+        let mut rollup = Rollup::default();
+        rollup.add(&snap, &Naming::default(), Timers::Raw);
+        assert!(rollup.is_empty());
+        let raw = Naming::default().raw_timer(&m("info", Kind::Timer, "a b", 0.25));
+        assert_eq!(
+            serde_json::to_value(&raw).unwrap(),
+            serde_json::json!({"name": "a_b", "measure_time": 1000, "value": 0.25})
+        );
+    }
+
+    #[test]
+    fn sources_are_sanitised_defaulted_and_never_all() {
+        let naming = Naming::new(Some("default host"));
+        assert_eq!(naming.source(None).as_deref(), Some("default_host"));
+        assert_eq!(
+            naming.source(Some(NO_SOURCE)).as_deref(),
+            Some("default_host")
+        );
+        assert_eq!(naming.source(Some("web/1")).as_deref(), Some("web_1"));
+        assert_eq!(naming.source(Some("ALL")).as_deref(), Some("ALL_"));
+        assert_eq!(Naming::default().source(None), None);
+        assert_eq!(Naming::new(Some("")).source(None), None);
+        assert_eq!(naming.name(&"n".repeat(300)).len(), 255);
+    }
+
+    #[test]
+    fn gauge_readings_keep_their_time_and_one_value_per_second() {
+        let snap = snapshot(&[
+            Measurement {
+                timestamp: 5,
+                ..m("info", Kind::Gauge, "dep_th", 1.0)
+            },
+            Measurement {
+                timestamp: 6,
+                ..m("info", Kind::Gauge, "dep_th", 2.0)
+            },
+            Measurement {
+                timestamp: 6,
+                ..m("debug", Kind::Gauge, "dep th", 3.0)
+            },
+        ]);
+        let gauges = readings(&snap.gauges, &Naming::default());
+        let got: Vec<_> = gauges
+            .iter()
+            .map(|g| (g.name.as_str(), g.measure_time))
+            .collect();
+        assert_eq!(got, vec![("dep_th", 5), ("dep_th", 6)]);
+        assert_eq!(gauges[0].value, Value::Plain { value: 1.0 });
+    }
+
+    #[test]
+    fn check_drops_old_and_unsendable_and_clamps_the_future() {
+        let g = |time: i64, value: f64| Gauge {
+            name: "x".into(),
+            source: None,
+            measure_time: time,
+            value: Value::Plain { value },
+        };
+        let mut gauges = vec![
+            g(1000, 1.0),
+            g(0, 1.0),
+            g(1000, f64::NAN),
+            g(1000, 1e127),
+            g(5000, 1.0),
+        ];
+        let refused = check(&mut gauges, 1000, 7200 - 1);
+        assert_eq!(
+            refused,
+            Refused {
+                too_old: 0,
+                unsendable: 2,
+                clamped: 1
+            }
+        );
+        let refused = check(&mut gauges, 8200, 7200);
+        assert_eq!(refused.too_old, 1, "{gauges:?}");
+        assert_eq!(gauges.len(), 2);
+    }
+
+    #[test]
+    fn batches_hold_at_most_size() {
+        let gauges: Vec<Gauge> = (0..700)
+            .map(|i| Gauge {
+                name: format!("m{i}"),
+                source: None,
+                measure_time: 1,
+                value: Value::Plain { value: 1.0 },
+            })
+            .collect();
+        let sizes: Vec<usize> = batches(gauges, 300).iter().map(Vec::len).collect();
+        assert_eq!(sizes, vec![300, 300, 100]);
+        assert!(batches(Vec::new(), 300).is_empty());
+    }
+}

@@ -1,0 +1,867 @@
+//! A strict local double of Librato's source-based metrics API
+//! (`https://metrics-api.librato.com/v1/metrics`), written from the public API
+//! documentation (github.com/librato/api-docs: "Submit Metrics", "Measurement
+//! Properties", "Response Codes & Errors").
+//!
+//! It runs in the test process on 127.0.0.1 and an ephemeral port, one thread
+//! per connection, plain HTTP/1.1 with `Connection: close`, and:
+//!
+//! - answers `GET /v1/metrics` (the credentials check) and
+//!   `POST /v1/metrics`, 404 for anything else;
+//! - checks HTTP basic auth against its account (401 otherwise), a JSON
+//!   `Content-Type` on posts (415 otherwise) and a `Content-Length`;
+//! - checks the body: an object of `gauges` and `counters` (arrays, or hashes
+//!   keyed by name) and optional top-level `source` and `measure_time`; at
+//!   least one measurement; at most 300 (the documented guideline, enforced);
+//!   names `^[A-Za-z0-9.:_-]{1,255}$`; sources of the same alphabet, up to
+//!   255, never `all`; `measure_time` an integer no more than two hours in
+//!   the past (the API's "is too far in the past") nor ten minutes in the
+//!   future (an assumption: the documentation gives no bound); values numbers
+//!   below 10^126; gauge summaries with `count` need `sum` and no `value`;
+//!   counters non-negative, without summary fields;
+//! - answers errors as Librato did: `{"errors":{"params":{…}}}` or
+//!   `{"errors":{"request":[…]}}`, and a bare 200 on success;
+//! - can inject failures into the next posts, one each, or into all of them:
+//!   a status (5xx, or a 4xx with a Librato error body), 429 with a
+//!   `Retry-After`, a delay before answering, a dropped connection;
+//! - records every request (with its answer) and every accepted measurement.
+#![allow(dead_code)]
+
+use serde_json::{Map, Value};
+use std::collections::{BTreeMap, VecDeque};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// The documented recommendation, enforced.
+pub const MAX_MEASUREMENTS: usize = 300;
+/// "is too far in the past" beyond this many seconds.
+pub const MAX_PAST_SECS: i64 = 2 * 60 * 60;
+/// "is too far in the future" beyond this many seconds (assumed).
+pub const MAX_FUTURE_SECS: i64 = 10 * 60;
+
+/// A failure to inject into a post.
+#[derive(Debug, Clone)]
+pub enum Fault {
+    /// Answer with this status and a Librato `system` error body.
+    Status(u16),
+    /// Answer with this status and body (a Librato 4xx, say).
+    Answer(u16, String),
+    /// Answer 429, with this `Retry-After` if any.
+    TooMany(Option<String>),
+    /// Wait this long, then handle the request normally (accepting it if it
+    /// is valid, even if the client is gone).
+    Delay(Duration),
+    /// Read the request, then close the connection without an answer.
+    Drop,
+}
+
+/// One request received.
+#[derive(Debug, Clone)]
+pub struct Request {
+    /// `GET`, `POST`, …
+    pub method: String,
+    /// The path and query.
+    pub target: String,
+    /// Header names (lower case) and values.
+    pub headers: Vec<(String, String)>,
+    /// The body as text.
+    pub body: String,
+    /// The status answered; `None` while it is being handled (or when the
+    /// connection was dropped).
+    pub status: Option<u16>,
+    /// When it arrived.
+    pub at: Instant,
+}
+
+impl Request {
+    /// A header's value.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Whether the body mentions `text`.
+    pub fn mentions(&self, text: &str) -> bool {
+        self.body.contains(text)
+    }
+
+    /// The number of gauges in a JSON body.
+    pub fn gauge_count(&self) -> usize {
+        serde_json::from_str::<Value>(&self.body)
+            .ok()
+            .and_then(|v| v["gauges"].as_array().map(Vec::len))
+            .unwrap_or(0)
+    }
+}
+
+/// One accepted measurement, with top-level `source` and `measure_time`
+/// applied.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Measure {
+    /// `gauge` or `counter`.
+    pub kind: &'static str,
+    /// Its name.
+    pub name: String,
+    /// Its source, if any.
+    pub source: Option<String>,
+    /// Its time (the time of receipt when it had none).
+    pub measure_time: i64,
+    /// The measurement object as it was sent.
+    pub fields: Map<String, Value>,
+    /// Which accepted post it came in (0, 1, …).
+    pub post: usize,
+}
+
+impl Measure {
+    /// A numeric field.
+    pub fn number(&self, field: &str) -> Option<f64> {
+        self.fields.get(field).and_then(Value::as_f64)
+    }
+}
+
+/// What the double has seen.
+#[derive(Debug, Default)]
+pub struct State {
+    /// Every request, in order of arrival.
+    pub requests: Vec<Request>,
+    /// Every accepted measurement, in order.
+    pub accepted: Vec<Measure>,
+    /// How many posts were accepted.
+    pub accepted_posts: usize,
+    faults: VecDeque<Fault>,
+    always: Option<Fault>,
+    get_status: Option<u16>,
+}
+
+impl State {
+    /// Posts received so far.
+    pub fn posts(&self) -> impl Iterator<Item = &Request> {
+        self.requests.iter().filter(|r| r.method == "POST")
+    }
+
+    /// Accepted measurements named `name`.
+    pub fn named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a Measure> + 'a {
+        self.accepted.iter().filter(move |m| m.name == name)
+    }
+
+    /// The sum of `value` over accepted measurements named `name`.
+    pub fn total(&self, name: &str) -> f64 {
+        self.named(name).filter_map(|m| m.number("value")).sum()
+    }
+}
+
+struct Shared {
+    state: Mutex<State>,
+    changed: Condvar,
+    authorization: String,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// A running double; stopped on drop.
+pub struct Double {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Double {
+    /// Starts a double for the account `user` with API token `token`.
+    pub fn start(user: &str, token: &str) -> Double {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind the double");
+        let addr = listener.local_addr().expect("the double's address");
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State::default()),
+            changed: Condvar::new(),
+            authorization: format!("Basic {}", base64(format!("{user}:{token}").as_bytes())),
+        });
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let shared = Arc::clone(&shared);
+            let stop = Arc::clone(&stop);
+            std::thread::spawn(move || {
+                for stream in listener.incoming() {
+                    if stop.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    let Ok(stream) = stream else { continue };
+                    let shared = Arc::clone(&shared);
+                    std::thread::spawn(move || handle(stream, &shared));
+                }
+            })
+        };
+        Double {
+            addr,
+            shared,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// The `api_url` to give the backend.
+    pub fn url(&self) -> String {
+        format!("http://{}/v1/metrics", self.addr)
+    }
+
+    /// Injects `fault` into the next post that has none yet.
+    pub fn push_fault(&self, fault: Fault) {
+        self.shared.lock().faults.push_back(fault);
+    }
+
+    /// Injects `fault` into every post (after the queued ones), or stops.
+    pub fn always(&self, fault: Option<Fault>) {
+        self.shared.lock().always = fault;
+        self.shared.changed.notify_all();
+    }
+
+    /// Answers credentials checks (`GET`) with this status, or normally.
+    pub fn get_status(&self, status: Option<u16>) {
+        self.shared.lock().get_status = status;
+    }
+
+    /// Looks at what it has seen.
+    pub fn state(&self) -> MutexGuard<'_, State> {
+        self.shared.lock()
+    }
+
+    /// Waits until `done` holds for what it has seen; panics after 30 s.
+    pub fn wait(&self, what: &str, done: impl Fn(&State) -> bool) {
+        let end = Instant::now() + Duration::from_secs(30);
+        let mut state = self.shared.lock();
+        while !done(&state) {
+            let now = Instant::now();
+            assert!(
+                now < end,
+                "timed out waiting for {what}; the double saw:\n{}",
+                summary(&state)
+            );
+            let step = (end - now).min(Duration::from_millis(100));
+            state = self
+                .shared
+                .changed
+                .wait_timeout(state, step)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+    }
+}
+
+impl Drop for Double {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = TcpStream::connect(self.addr);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// The requests seen, one line each, for failure messages.
+pub fn summary(state: &State) -> String {
+    state
+        .requests
+        .iter()
+        .map(|r| {
+            let mut body: String = r.body.chars().take(300).collect();
+            if r.body.len() > 300 {
+                body.push('…');
+            }
+            format!("{} {} -> {:?}: {body}", r.method, r.target, r.status)
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn handle(stream: TcpStream, shared: &Shared) {
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
+    let mut reader = BufReader::new(match stream.try_clone() {
+        Ok(s) => s,
+        Err(_) => return,
+    });
+    let mut writer = stream;
+    let Some(request) = read_request(&mut reader) else {
+        return;
+    };
+    let index = {
+        let mut state = shared.lock();
+        state.requests.push(request.clone());
+        state.requests.len() - 1
+    };
+    shared.changed.notify_all();
+    let answer = respond(&request, shared);
+    let status = match answer {
+        Some(Answer {
+            status,
+            headers,
+            body,
+        }) => {
+            let mut head = format!(
+                "HTTP/1.1 {status} {}\r\nConnection: close\r\nContent-Length: {}\r\n",
+                reason(status),
+                body.len()
+            );
+            if !body.is_empty() {
+                head.push_str("Content-Type: application/json\r\n");
+            }
+            for (name, value) in headers {
+                head.push_str(&format!("{name}: {value}\r\n"));
+            }
+            head.push_str("\r\n");
+            let _ = writer.write_all(head.as_bytes());
+            let _ = writer.write_all(body.as_bytes());
+            let _ = writer.flush();
+            Some(status)
+        }
+        None => None,
+    };
+    let _ = writer.shutdown(Shutdown::Both);
+    shared.lock().requests[index].status = status;
+    shared.changed.notify_all();
+}
+
+fn read_request(reader: &mut BufReader<TcpStream>) -> Option<Request> {
+    let mut line = String::new();
+    reader.read_line(&mut line).ok()?;
+    let mut parts = line.split_whitespace();
+    let method = parts.next()?.to_string();
+    let target = parts.next()?.to_string();
+    let mut headers = Vec::new();
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).ok()? == 0 {
+            return None;
+        }
+        let line = line.trim_end();
+        if line.is_empty() {
+            break;
+        }
+        let (name, value) = line.split_once(':')?;
+        headers.push((name.trim().to_ascii_lowercase(), value.trim().to_string()));
+    }
+    let length: usize = headers
+        .iter()
+        .find(|(n, _)| n == "content-length")
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0);
+    let mut body = vec![0; length.min(16 << 20)];
+    reader.read_exact(&mut body).ok()?;
+    Some(Request {
+        method,
+        target,
+        headers,
+        body: String::from_utf8_lossy(&body).into_owned(),
+        status: None,
+        at: Instant::now(),
+    })
+}
+
+struct Answer {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+impl Answer {
+    fn new(status: u16, body: Value) -> Option<Answer> {
+        Some(Answer {
+            status,
+            headers: Vec::new(),
+            body: body.to_string(),
+        })
+    }
+
+    fn ok() -> Option<Answer> {
+        Some(Answer {
+            status: 200,
+            headers: Vec::new(),
+            body: String::new(),
+        })
+    }
+
+    fn request_error(status: u16, message: &str) -> Option<Answer> {
+        Answer::new(
+            status,
+            serde_json::json!({"errors": {"request": [message]}}),
+        )
+    }
+}
+
+fn respond(request: &Request, shared: &Shared) -> Option<Answer> {
+    let path = request.target.split('?').next().unwrap_or("");
+    if path != "/v1/metrics" {
+        return Answer::request_error(404, "Not found");
+    }
+    match request.method.as_str() {
+        "GET" => {
+            if let Some(status) = shared.lock().get_status {
+                return Answer::request_error(status, "injected failure");
+            }
+            if let Some(denied) = check_auth(request, shared) {
+                return denied;
+            }
+            Answer::new(
+                200,
+                serde_json::json!({
+                    "query": {"found": 0, "length": 0, "offset": 0, "total": 0},
+                    "metrics": [],
+                }),
+            )
+        }
+        "POST" => {
+            let fault = {
+                let mut state = shared.lock();
+                state.faults.pop_front().or_else(|| state.always.clone())
+            };
+            match fault {
+                Some(Fault::Status(status)) => {
+                    return Answer::new(
+                        status,
+                        serde_json::json!({"errors": {"system": ["injected failure"]}}),
+                    )
+                }
+                Some(Fault::Answer(status, body)) => {
+                    return Some(Answer {
+                        status,
+                        headers: Vec::new(),
+                        body,
+                    })
+                }
+                Some(Fault::TooMany(retry_after)) => {
+                    let mut answer = Answer::request_error(429, "Rate limit exceeded, slow down")?;
+                    if let Some(after) = retry_after {
+                        answer.headers.push(("Retry-After".into(), after));
+                    }
+                    return Some(answer);
+                }
+                Some(Fault::Drop) => return None,
+                Some(Fault::Delay(delay)) => std::thread::sleep(delay),
+                None => {}
+            }
+            if let Some(denied) = check_auth(request, shared) {
+                return denied;
+            }
+            let json = request
+                .header("content-type")
+                .and_then(|t| t.split(';').next())
+                .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"));
+            if !json {
+                return Answer::request_error(415, "Content-Type must be application/json");
+            }
+            if request.header("content-length").is_none() {
+                return Answer::request_error(411, "Content-Length required");
+            }
+            let body: Value = match serde_json::from_str(&request.body) {
+                Ok(body) => body,
+                Err(_) => return Answer::request_error(400, "The JSON body could not be parsed"),
+            };
+            match validate(&body, unix_now()) {
+                Ok(measures) => {
+                    let mut state = shared.lock();
+                    let post = state.accepted_posts;
+                    state.accepted_posts += 1;
+                    state
+                        .accepted
+                        .extend(measures.into_iter().map(|m| Measure { post, ..m }));
+                    drop(state);
+                    shared.changed.notify_all();
+                    Answer::ok()
+                }
+                Err(errors) => Answer::new(400, errors),
+            }
+        }
+        _ => Answer::request_error(405, "Method not allowed"),
+    }
+}
+
+fn check_auth(request: &Request, shared: &Shared) -> Option<Option<Answer>> {
+    if request.header("authorization") == Some(shared.authorization.as_str()) {
+        return None;
+    }
+    let mut answer = Answer::request_error(401, "Authorization failed");
+    if let Some(answer) = answer.as_mut() {
+        answer.headers.push((
+            "WWW-Authenticate".into(),
+            "Basic realm=\"Librato API\"".into(),
+        ));
+    }
+    Some(answer)
+}
+
+/// Errors collected while checking a body.
+#[derive(Default)]
+struct Errors {
+    params: BTreeMap<String, Vec<String>>,
+    request: Vec<String>,
+}
+
+impl Errors {
+    fn param(&mut self, name: &str, message: &str) {
+        let messages = self.params.entry(name.to_string()).or_default();
+        if !messages.iter().any(|m| m == message) {
+            messages.push(message.to_string());
+        }
+    }
+
+    fn into_body(self) -> Value {
+        let mut errors = Map::new();
+        if !self.params.is_empty() {
+            errors.insert("params".into(), serde_json::json!(self.params));
+        }
+        if !self.request.is_empty() {
+            errors.insert("request".into(), serde_json::json!(self.request));
+        }
+        serde_json::json!({ "errors": errors })
+    }
+
+    fn is_empty(&self) -> bool {
+        self.params.is_empty() && self.request.is_empty()
+    }
+}
+
+const MEASUREMENT_KEYS: &[&str] = &[
+    "name",
+    "value",
+    "source",
+    "measure_time",
+    "count",
+    "sum",
+    "min",
+    "max",
+    "sum_squares",
+    // Metric attributes the documentation allows on a POST (ignored there).
+    "period",
+    "description",
+    "display_name",
+    "attributes",
+    "source_lag",
+];
+
+fn validate(body: &Value, now: i64) -> Result<Vec<Measure>, Value> {
+    let mut errors = Errors::default();
+    let Some(root) = body.as_object() else {
+        errors.request.push("The body must be a JSON object".into());
+        return Err(errors.into_body());
+    };
+    for key in root.keys() {
+        if !matches!(
+            key.as_str(),
+            "gauges" | "counters" | "source" | "measure_time"
+        ) {
+            errors.param(key, "is not a valid parameter");
+        }
+    }
+    let default_source = root
+        .get("source")
+        .and_then(|s| check_source(s, &mut errors));
+    let default_time = root
+        .get("measure_time")
+        .and_then(|t| check_time(t, now, &mut errors));
+    let mut measures = Vec::new();
+    for kind in ["gauges", "counters"] {
+        let list: Vec<(Option<&str>, &Value)> = match root.get(kind) {
+            None => Vec::new(),
+            Some(Value::Array(items)) => items.iter().map(|m| (None, m)).collect(),
+            Some(Value::Object(by_name)) => by_name
+                .iter()
+                .map(|(name, m)| (Some(name.as_str()), m))
+                .collect(),
+            Some(_) => {
+                errors.param(kind, "must be an array or a hash");
+                Vec::new()
+            }
+        };
+        for (key_name, m) in list {
+            let Some(fields) = m.as_object() else {
+                errors.param(kind, "must hold hashes");
+                continue;
+            };
+            if let Some(measure) = check_measurement(
+                kind,
+                key_name,
+                fields,
+                default_source.as_deref(),
+                default_time.unwrap_or(now),
+                now,
+                &mut errors,
+            ) {
+                measures.push(measure);
+            }
+        }
+    }
+    if measures.is_empty() && errors.is_empty() {
+        errors
+            .request
+            .push("Must provide at least one measurement".into());
+    }
+    if measures.len() > MAX_MEASUREMENTS {
+        errors.request.push(format!(
+            "Too many measurements in one request: {} (at most {MAX_MEASUREMENTS})",
+            measures.len()
+        ));
+    }
+    if errors.is_empty() {
+        Ok(measures)
+    } else {
+        Err(errors.into_body())
+    }
+}
+
+fn check_measurement(
+    kind: &str,
+    key_name: Option<&str>,
+    fields: &Map<String, Value>,
+    default_source: Option<&str>,
+    default_time: i64,
+    now: i64,
+    errors: &mut Errors,
+) -> Option<Measure> {
+    let before = errors.params.len() + errors.request.len();
+    for key in fields.keys() {
+        if !MEASUREMENT_KEYS.contains(&key.as_str()) {
+            errors.param(key, "is not a valid parameter");
+        }
+    }
+    let name = match fields.get("name") {
+        Some(Value::String(name)) => Some(name.as_str()),
+        Some(_) => {
+            errors.param("name", "is invalid");
+            None
+        }
+        None => key_name,
+    };
+    match name {
+        None => errors.param("name", "is not present"),
+        Some("") => errors.param("name", "is not present"),
+        Some(name) if name.len() > 255 => errors.param("name", "is too long"),
+        Some(name) if !name.chars().all(is_name_char) => errors.param("name", "is invalid"),
+        Some(_) => {}
+    }
+    let source = fields
+        .get("source")
+        .and_then(|s| check_source(s, errors))
+        .or_else(|| default_source.map(str::to_string));
+    let measure_time = fields
+        .get("measure_time")
+        .and_then(|t| check_time(t, now, errors))
+        .unwrap_or(default_time);
+    let mut number = |field: &str| -> Option<f64> {
+        let value = fields.get(field)?;
+        match value.as_f64() {
+            Some(v) if v.abs() < 1e126 => Some(v),
+            Some(_) => {
+                errors
+                    .request
+                    .push(format!("{field}: exponent too large (beyond 10^126)"));
+                None
+            }
+            None => {
+                errors.param(field, "is not a number");
+                None
+            }
+        }
+    };
+    let value = number("value");
+    // `sum` only needs to be a number; the others are checked below.
+    let (_sum, min, max, sum_squares) = (
+        number("sum"),
+        number("min"),
+        number("max"),
+        number("sum_squares"),
+    );
+    let count = fields.get("count");
+    let summary_fields = ["sum", "min", "max", "sum_squares"]
+        .iter()
+        .any(|f| fields.contains_key(*f));
+    if kind == "counters" {
+        if count.is_some() || summary_fields {
+            errors.param("count", "is only allowed on gauges");
+        }
+        match value {
+            None if !fields.contains_key("value") => errors.param("value", "is not present"),
+            Some(v) if v < 0.0 => errors.param("value", "must be non-negative for a counter"),
+            _ => {}
+        }
+    } else if let Some(count) = count {
+        match count.as_u64() {
+            Some(n) if n > 0 => {}
+            _ => errors.param("count", "must be a positive integer"),
+        }
+        if fields.contains_key("value") {
+            errors.param("value", "must not be set when count is set");
+        }
+        if !fields.contains_key("sum") {
+            errors.param("sum", "is not present");
+        }
+        if let (Some(min), Some(max)) = (min, max) {
+            if min > max {
+                errors.param("min", "is greater than max");
+            }
+        }
+        if sum_squares.is_some_and(|s| s < 0.0) {
+            errors.param("sum_squares", "must be non-negative");
+        }
+    } else {
+        if summary_fields {
+            errors.param("count", "is not present");
+        }
+        if !fields.contains_key("value") {
+            errors.param("value", "is not present");
+        }
+    }
+    if errors.params.len() + errors.request.len() != before {
+        return None;
+    }
+    Some(Measure {
+        kind: if kind == "counters" {
+            "counter"
+        } else {
+            "gauge"
+        },
+        name: name?.to_string(),
+        source,
+        measure_time,
+        fields: fields.clone(),
+        post: 0,
+    })
+}
+
+fn is_name_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '.' | ':' | '_' | '-')
+}
+
+fn check_source(source: &Value, errors: &mut Errors) -> Option<String> {
+    let Some(source) = source.as_str() else {
+        errors.param("source", "is invalid");
+        return None;
+    };
+    if source.is_empty() || !source.chars().all(is_name_char) {
+        errors.param("source", "is invalid");
+        None
+    } else if source.len() > 255 {
+        errors.param("source", "is too long");
+        None
+    } else if source.eq_ignore_ascii_case("all") {
+        errors.param("source", "is reserved");
+        None
+    } else {
+        Some(source.to_string())
+    }
+}
+
+fn check_time(time: &Value, now: i64, errors: &mut Errors) -> Option<i64> {
+    let Some(time) = time.as_i64() else {
+        errors.param("measure_time", "is not an integer");
+        return None;
+    };
+    if now - time > MAX_PAST_SECS {
+        errors.param("measure_time", "is too far in the past");
+        None
+    } else if time - now > MAX_FUTURE_SECS {
+        errors.param("measure_time", "is too far in the future");
+        None
+    } else {
+        Some(time)
+    }
+}
+
+fn reason(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        411 => "Length Required",
+        415 => "Unsupported Media Type",
+        422 => "Unprocessable Entity",
+        429 => "Too Many Requests",
+        500 => "Internal Server Error",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        _ => "Status",
+    }
+}
+
+/// The current time in Unix seconds.
+pub fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// Standard base64 with padding.
+pub fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            chunk.get(1).copied().unwrap_or(0),
+            chunk.get(2).copied().unwrap_or(0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// Checks of the double itself, so that a lenient double cannot make a test
+/// pass.
+pub mod selftest {
+    use super::*;
+
+    /// Posts `body` with `auth` and `content_type`; returns the status and
+    /// body.
+    pub fn post(
+        double: &Double,
+        auth: Option<&str>,
+        content_type: &str,
+        body: &str,
+    ) -> (u16, String) {
+        let mut stream = TcpStream::connect(double.addr).expect("connect to the double");
+        let mut request = format!(
+            "POST /v1/metrics HTTP/1.1\r\nHost: x\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n",
+            body.len()
+        );
+        if let Some(auth) = auth {
+            request.push_str(&format!(
+                "Authorization: Basic {}\r\n",
+                base64(auth.as_bytes())
+            ));
+        }
+        request.push_str("\r\n");
+        request.push_str(body);
+        stream.write_all(request.as_bytes()).expect("write");
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).expect("read");
+        let status = answer
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        let body = answer
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_string())
+            .unwrap_or_default();
+        (status, body)
+    }
+}
