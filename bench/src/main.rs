@@ -100,6 +100,11 @@ struct Args {
     /// First port tried for the embedded broker (it uses this one and the next).
     #[arg(long, default_value_t = 0)]
     port: u16,
+    /// Paces the publisher to this many measurements per second (0: as fast as
+    /// it can). A sustained rate shows whether the worker keeps up without
+    /// loss; flat out shows its ceiling.
+    #[arg(long, default_value_t = 0)]
+    rate: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -469,10 +474,19 @@ impl Publisher {
         Ok(())
     }
 
-    /// Sends every frame of `workload`; returns when the clock started.
-    fn send_all(&self, workload: &Workload) -> Result<Instant, String> {
+    /// Sends every frame of `workload`, at most `rate` measurements a second
+    /// when `rate` is not 0; returns when the clock started.
+    fn send_all(&self, workload: &Workload, rate: u64) -> Result<Instant, String> {
         let start = Instant::now();
+        let per_frame = workload.measurements as f64 / workload.n_frames.max(1) as f64;
         for j in 0..workload.n_frames {
+            if rate > 0 && j % 64 == 0 {
+                let due = start + Duration::from_secs_f64(j as f64 * per_frame / rate as f64);
+                let now = Instant::now();
+                if due > now {
+                    std::thread::sleep(due - now);
+                }
+            }
             self.socket
                 .send(workload.frame(j), 0)
                 .map_err(|e| format!("send: {e}"))?;
@@ -528,7 +542,7 @@ impl Bench<'_> {
         };
         let publisher = Publisher::connect(&broker.publisher_endpoint())?;
         publisher.probe(&seen)?;
-        let start = publisher.send_all(workload)?;
+        let start = publisher.send_all(workload, self.args.rate)?;
         let end = consumer
             .join()
             .map_err(|_| "the counting thread panicked".to_owned())??;
@@ -646,7 +660,7 @@ impl Bench<'_> {
                 .map_err(|e| format!("send: {e}"))?;
             std::thread::sleep(PROBE_EVERY);
         }
-        let start = publisher.send_all(workload)?;
+        let start = publisher.send_all(workload, self.args.rate)?;
         let target = workload.measurements;
         let grace = self.grace();
         let mut last_sum = 0;
