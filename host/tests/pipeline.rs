@@ -187,39 +187,53 @@ fn posted(lines: &[String]) -> u64 {
 }
 
 #[test]
-fn sigquit_delivers_what_was_pending() {
-    let broker = Broker::start();
-    let mut worker = Worker::start_on(
-        broker.worker_port(),
-        &[
-            "--plugin",
-            "stdout",
-            "--levels",
-            "info",
-            "--flush",
-            "3600",
-            "--set",
-            "stdout.format=json",
-        ],
-        &[("ZIBRATO_LOG", "debug")],
-    );
-    let publisher = Publisher::connect(&broker);
-    publisher.probe_until("info", || posted(&worker.stderr().get()) > 0);
-    let before = posted(&worker.stderr().get());
-    for _ in 0..1000 {
-        publisher.send("info|Counter|pending|1|1764057600|web1");
+fn each_stop_signal_delivers_what_was_pending() {
+    for (signal, name) in [
+        (libc::SIGQUIT, "SIGQUIT"),
+        (libc::SIGTERM, "SIGTERM"),
+        (libc::SIGINT, "SIGINT"),
+    ] {
+        let broker = Broker::start();
+        let mut worker = Worker::start_on(
+            broker.worker_port(),
+            &[
+                "--plugin",
+                "stdout",
+                "--levels",
+                "info",
+                "--flush",
+                "3600",
+                "--set",
+                "stdout.format=json",
+            ],
+            &[("ZIBRATO_LOG", "debug")],
+        );
+        let publisher = Publisher::connect(&broker);
+        publisher.probe_until("info", || posted(&worker.stderr().get()) > 0);
+        let before = posted(&worker.stderr().get());
+        for _ in 0..1000 {
+            publisher.send("info|Counter|pending|1|1764057600|web1");
+        }
+        worker.wait_stderr("the worker to take the 1000 measurements", |lines| {
+            posted(lines) >= before + 1000
+        });
+        assert!(
+            json_lines(&worker).is_empty(),
+            "nothing is flushed before the {name}"
+        );
+        worker.signal(signal);
+        let status = worker.wait_exit();
+        assert!(
+            status.success(),
+            "{name}: {status}\n{}",
+            worker.transcript()
+        );
+        assert_eq!(
+            counter_total(&worker.stdout().get(), "pending"),
+            1000.0,
+            "{name}"
+        );
     }
-    worker.wait_stderr("the worker to take the 1000 measurements", |lines| {
-        posted(lines) >= before + 1000
-    });
-    assert!(
-        json_lines(&worker).is_empty(),
-        "nothing is flushed before the signal"
-    );
-    worker.signal(libc::SIGQUIT);
-    let status = worker.wait_exit();
-    assert!(status.success(), "{status}\n{}", worker.transcript());
-    assert_eq!(counter_total(&worker.stdout().get(), "pending"), 1000.0);
 }
 
 #[test]
