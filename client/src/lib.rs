@@ -1,0 +1,487 @@
+//! The Zibrato client: instrument Rust code with counters, gauges and timers
+//! that are shipped over ZeroMQ to a `zibrato-broker` and on to the
+//! `zibrato-worker`s subscribed to their level.
+//!
+//! It is the Rust successor of the Python client of Zibrato 0.2 and speaks
+//! its wire format (`level|type|name|value|timestamp|source`). What it is not:
+//! it does no aggregation (workers do) and never talks to a metrics service.
+//!
+//! # Forms
+//!
+//! Every form takes a level (`"info"`, `"debug"`, any label a worker can
+//! subscribe to) and a name; [`Zibrato::source`] adds a source to any of them.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use zibrato::Zibrato;
+//!
+//! let z = Zibrato::new()?; // 127.0.0.1:5550
+//!
+//! z.count("info", "requests", 1);
+//! z.gauge("crit", "queue.depth", 123.0);
+//! z.timing("debug", "db.query", Duration::from_millis(12));
+//!
+//! {
+//!     let _t = z.time("debug", "db.query"); // sends the elapsed seconds when dropped
+//!     // ... the work being timed ...
+//! }
+//! {
+//!     let _c = z.count_on_drop("info", "jobs", 1); // counts when dropped
+//! }
+//!
+//! let rows = z.timed("debug", "load", || vec![1, 2, 3]);
+//! let sum = z.counted("info", "sums", 1, || rows.iter().sum::<i32>());
+//!
+//! z.source("web1").count("info", "requests", 1);
+//! let _t = z.source("web1").time("debug", "handler");
+//! # let _ = sum;
+//! # Ok::<(), zibrato::Error>(())
+//! ```
+//!
+//! The attribute macros decorate functions, methods, generic and `async`
+//! functions, using the process-wide [default client](default_client)
+//! (`ZIBRATO_HOST` / `ZIBRATO_PORT`, or [`set_default`]):
+//!
+//! ```no_run
+//! #[zibrato::count_me(level = "info", name = "calls", value = 1, source = "web")]
+//! fn handle(n: u32) -> Result<u32, String> {
+//!     Ok(n * 2)
+//! }
+//!
+//! #[zibrato::time_me(level = "debug", name = "fetch")]
+//! async fn fetch(url: &str) -> usize {
+//!     url.len()
+//! }
+//!
+//! assert_eq!(handle(21), Ok(42));
+//! ```
+//!
+//! `count_me` counts each call as it starts; `time_me` times the whole call,
+//! and for an `async fn` the whole future, from its first poll to its
+//! completion (or its drop). `name` defaults to the function's name, `value`
+//! to 1, `source` to none. A decorated function keeps its signature,
+//! attributes and docs and returns exactly what it returned.
+//!
+//! Builder options: host, port, an existing `zmq::Context`, queue capacity,
+//! linger, hold time, batching (see [`Builder`]).
+//!
+//! # Promises
+//!
+//! - A metric call never blocks, never panics and returns nothing to handle.
+//!   Whatever cannot be delivered is dropped and counted, by reason, in
+//!   [`Zibrato::stats`].
+//! - After a thread's first measurement, recording costs no heap allocation
+//!   (pinned by `tests/alloc_free.rs`), unless a single line exceeds 116 bytes.
+//! - A level no worker subscribes to costs a few nanoseconds and is counted
+//!   as `filtered`, not lost.
+//! - A program that records and exits at once, with the broker and a worker
+//!   up, loses nothing: dropping the last handle (or [`Zibrato::flush`]) waits,
+//!   up to the linger, until everything has been handed to ZeroMQ and sent.
+//! - `|` and line breaks in a level, name or source are replaced with `_`.
+//!
+//! # Design
+//!
+//! ```text
+//!  calling threads                          I/O thread (one per client)
+//!  ───────────────                          ──────────────────────────
+//!  level wanted? (thread-local cache,       reads subscriptions (XPUB sees
+//!     one atomic load) ── no ─> filtered++    \x01level| and \x00level|)
+//!     │ yes                                 drains the queue: per level, packs
+//!  format the wire line into a 128-byte       lines into a frame up to 8 KiB;
+//!     record on the stack                     holds lines of levels without a
+//!  push into a bounded lock-free queue ──>    subscriber while holding
+//!     (full ─> dropped_queue_full++)        sends each open frame at once
+//!  wake the I/O thread only if it sleeps    sleeps in zmq_poll(socket, waker)
+//! ```
+//!
+//! - **Handle.** [`Zibrato`] is an `Arc`; clones share one queue, one I/O
+//!   thread and one ZeroMQ `XPUB` socket connected to the broker's publisher
+//!   port. `XPUB` rather than `PUB` because it reads the subscriptions that
+//!   the broker forwards upstream from the workers.
+//! - **Calling thread.** Checks whether the level is wanted in a small
+//!   thread-local cache tagged with the subscription set's generation (the
+//!   lock is only taken when a subscription came or went); formats the line
+//!   itself into a fixed-size record (no allocation, sanitised in place);
+//!   pushes it into a bounded `ArrayQueue`; and only when the I/O thread has
+//!   said it is going to sleep, writes one byte to a socket pair it polls.
+//!   Counters are per thread (written by their owner only), summed by
+//!   [`Zibrato::stats`].
+//! - **Slow joiners.** ZeroMQ's `PUB` side drops everything sent before a
+//!   subscription reached it. From the start, and again whenever the last
+//!   subscription goes away (broker restart), the client queues every level
+//!   and the I/O thread holds lines of levels with no subscriber yet, in a
+//!   bounded buffer ([`Builder::hold_capacity`]). A subscription releases its
+//!   level's lines. Holding ends 50 ms after the first subscription arrives
+//!   (the broker sends all of them at once) or after [`Builder::hold`]
+//!   (default 1 s); what is then still held is counted `dropped_unsubscribed`.
+//! - **Batching.** Each turn the I/O thread drains up to 4096 lines and packs
+//!   those of one level into one frame, `\n`-separated, up to
+//!   [`Builder::max_frame_bytes`], then sends all open frames. Idle, the
+//!   thread sleeps and the next measurement wakes it, so a lone line leaves at
+//!   once. After a turn that found lines it waits 200 µs before the next one
+//!   instead of sleeping (which would make the next caller pay for a wake-up)
+//!   or spinning on the queue (which would bounce its cache lines with every
+//!   push): under load lines gather, frames fill up, and callers never make a
+//!   system call.
+//!   [`Builder::batching`]`(false)` sends one line per frame for 0.2 workers.
+//! - **Back-pressure.** The socket is set to `XPUB_NODROP`, so when ZeroMQ's
+//!   high-water mark is reached the I/O thread waits instead of ZeroMQ
+//!   dropping silently; the backlog then builds up in the bounded queue,
+//!   where any loss is counted.
+//! - **Flush and close.** [`Zibrato::flush`] waits (up to the linger) until
+//!   everything queued before it has been handed to ZeroMQ. Dropping the last
+//!   handle does the same, then closes the socket with the rest of the linger
+//!   so that ZeroMQ sends what it holds. The default client is closed the same
+//!   way by an `atexit` handler.
+
+#![warn(missing_docs)]
+
+// Lets the attribute macros' `::zibrato::...` paths resolve inside this crate.
+extern crate self as zibrato;
+
+mod builder;
+mod global;
+mod guards;
+mod io_thread;
+mod line;
+mod local;
+mod shared;
+mod stats;
+mod subscriptions;
+mod waker;
+
+pub use builder::{Builder, Error, DEFAULT_HOST, DEFAULT_PORT};
+pub use global::{default_client, flush_default, set_default};
+pub use guards::{CountGuard, Sourced, Timer};
+pub use stats::Stats;
+pub use zibrato_backend_api::Kind;
+pub use zibrato_macros::{count_me, time_me};
+
+use line::{Line, Value};
+use shared::Shared;
+use stats::{bump_owned, bump_shared};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// A client: a cheap-to-clone handle to a queue and an I/O thread that
+/// publishes measurements to a Zibrato broker. `Send + Sync`; any number of
+/// threads may record at once. Dropping the last handle flushes (bounded by
+/// the linger) and closes the connection.
+#[derive(Clone)]
+pub struct Zibrato {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Zibrato {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Zibrato")
+            .field("endpoint", &self.inner.endpoint)
+            .field("stats", &self.stats())
+            .finish()
+    }
+}
+
+pub(crate) struct Inner {
+    pub(crate) id: u64,
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) thread: Mutex<Option<JoinHandle<()>>>,
+    pub(crate) endpoint: String,
+    pub(crate) linger: Duration,
+}
+
+impl Inner {
+    /// Stops the I/O thread after it has handed over what it can within the
+    /// linger, and waits for it. Idempotent.
+    pub(crate) fn close(&self) {
+        self.shared.shutdown.store(true, Ordering::Release);
+        self.shared.waker.wake();
+        let thread = self
+            .thread
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(thread) = thread {
+            if thread.join().is_err() {
+                log::error!("zibrato: the I/O thread panicked");
+            }
+        }
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+/// A number a measurement can carry: any primitive integer or float.
+pub trait MetricValue: Copy {
+    /// The value as the wire carries it.
+    fn to_f64(self) -> f64;
+}
+
+macro_rules! metric_value {
+    ($($t:ty),*) => {$(
+        impl MetricValue for $t {
+            #[inline]
+            fn to_f64(self) -> f64 {
+                self as f64
+            }
+        }
+    )*};
+}
+metric_value!(i8, i16, i32, i64, i128, isize, u8, u16, u32, u64, u128, usize, f32, f64);
+
+impl Zibrato {
+    /// A client publishing to the broker at `127.0.0.1:5550`, with the
+    /// [`Builder`]'s defaults.
+    pub fn new() -> Result<Zibrato, Error> {
+        Builder::new().build()
+    }
+
+    /// Configures a client: host, port, ZeroMQ context, queue capacity,
+    /// linger, holding and batching.
+    pub fn builder() -> Builder {
+        Builder::new()
+    }
+
+    /// A client for the broker named by `ZIBRATO_HOST` and `ZIBRATO_PORT`
+    /// (defaults `127.0.0.1`, `5550`).
+    pub fn from_env() -> Result<Zibrato, Error> {
+        Builder::from_env().build()
+    }
+
+    /// Counts `value` events of `name` (a Zibrato 0.2 `Counter`).
+    #[inline]
+    pub fn count(&self, level: &str, name: &str, value: impl MetricValue) {
+        self.record(
+            level,
+            Kind::Counter,
+            name,
+            Value::Number(value.to_f64()),
+            None,
+        );
+    }
+
+    /// Records a reading of `name` (a `Gauge`).
+    #[inline]
+    pub fn gauge(&self, level: &str, name: &str, value: impl MetricValue) {
+        self.record(
+            level,
+            Kind::Gauge,
+            name,
+            Value::Number(value.to_f64()),
+            None,
+        );
+    }
+
+    /// Records a duration measured elsewhere (a `Timer`, in seconds).
+    #[inline]
+    pub fn timing(&self, level: &str, name: &str, elapsed: Duration) {
+        self.record(level, Kind::Timer, name, Value::Seconds(elapsed), None);
+    }
+
+    /// Starts a timer that sends the elapsed seconds when dropped:
+    /// `let _t = z.time("debug", "db.query");`.
+    #[inline]
+    pub fn time<'a>(&'a self, level: &'a str, name: &'a str) -> Timer<'a> {
+        Timer::start(self, level, name, None)
+    }
+
+    /// A guard that counts `value` when dropped.
+    #[inline]
+    pub fn count_on_drop<'a>(
+        &'a self,
+        level: &'a str,
+        name: &'a str,
+        value: impl MetricValue,
+    ) -> CountGuard<'a> {
+        guards::count_guard(self, level, name, value.to_f64(), None)
+    }
+
+    /// Runs `f` and counts `value` once it returns (or unwinds); returns what
+    /// `f` returned.
+    pub fn counted<R>(
+        &self,
+        level: &str,
+        name: &str,
+        value: impl MetricValue,
+        f: impl FnOnce() -> R,
+    ) -> R {
+        let _count = guards::count_guard(self, level, name, value.to_f64(), None);
+        f()
+    }
+
+    /// Runs `f` and sends how long it took; returns what `f` returned.
+    pub fn timed<R>(&self, level: &str, name: &str, f: impl FnOnce() -> R) -> R {
+        let _timer = Timer::start(self, level, name, None);
+        f()
+    }
+
+    /// The forms of this client with `source` attached.
+    #[inline]
+    pub fn source<'a>(&'a self, source: &'a str) -> Sourced<'a> {
+        Sourced {
+            client: self,
+            source,
+        }
+    }
+
+    /// Waits until everything recorded so far has been handed to ZeroMQ,
+    /// including what is held for subscriptions, for at most the linger.
+    /// True if it finished in time.
+    ///
+    /// Unlike the metric calls this blocks; call it where a program is about
+    /// to exit without dropping its client (or use [`flush_default`]).
+    pub fn flush(&self) -> bool {
+        self.inner.shared.flush(self.inner.linger)
+    }
+
+    /// What became of the measurements recorded so far.
+    pub fn stats(&self) -> Stats {
+        self.inner.shared.counters.snapshot()
+    }
+
+    /// The broker endpoint the client publishes to, e.g.
+    /// `tcp://127.0.0.1:5550`.
+    pub fn endpoint(&self) -> &str {
+        &self.inner.endpoint
+    }
+
+    /// Whether a measurement of `level` would be queued now; if not, counts
+    /// one filtered measurement (a timer that will not be sent).
+    #[inline]
+    pub(crate) fn wants_or_filter(&self, level: &str) -> bool {
+        let shared = &self.inner.shared;
+        let answer = local::with_client(self.inner.id, shared, |local| {
+            let wanted = local.queues(shared, level);
+            if !wanted {
+                bump_owned(&local.counters.filtered);
+            }
+            wanted
+        });
+        answer.unwrap_or_else(|| {
+            let wanted = shared.subscriptions.queues(level);
+            if !wanted {
+                bump_shared(&shared.counters.retired.filtered);
+            }
+            wanted
+        })
+    }
+
+    /// The one path every form takes.
+    #[inline]
+    pub(crate) fn record(
+        &self,
+        level: &str,
+        kind: Kind,
+        name: &str,
+        value: Value,
+        source: Option<&str>,
+    ) {
+        let shared = &self.inner.shared;
+        let done = local::with_client(self.inner.id, shared, |local| {
+            if !local.queues(shared, level) {
+                bump_owned(&local.counters.filtered);
+                return false;
+            }
+            let line = Line::encode(level, kind, name, value, source, line::unix_now());
+            if shared.queue.push(line).is_ok() {
+                bump_owned(&local.counters.queued);
+                true
+            } else {
+                bump_owned(&local.counters.queue_full);
+                false
+            }
+        });
+        let queued = match done {
+            Some(queued) => queued,
+            None => self.record_slowly(level, kind, name, value, source),
+        };
+        if queued {
+            shared.wake_if_sleeping();
+        }
+    }
+
+    /// `record` without thread-local state (during thread teardown).
+    #[cold]
+    fn record_slowly(
+        &self,
+        level: &str,
+        kind: Kind,
+        name: &str,
+        value: Value,
+        source: Option<&str>,
+    ) -> bool {
+        let shared = &self.inner.shared;
+        let counters = &shared.counters.retired;
+        if !shared.subscriptions.queues(level) {
+            bump_shared(&counters.filtered);
+            return false;
+        }
+        let line = Line::encode(level, kind, name, value, source, line::unix_now());
+        if shared.queue.push(line).is_ok() {
+            bump_shared(&counters.queued);
+            true
+        } else {
+            bump_shared(&counters.queue_full);
+            false
+        }
+    }
+}
+
+/// What the attribute macros expand to call; not a public API.
+#[doc(hidden)]
+pub mod __private {
+    use crate::{default_client, Kind, Timer, Value};
+
+    /// `#[count_me]`: counts one call on the default client.
+    #[inline]
+    pub fn count(level: &str, name: &str, value: f64, source: Option<&str>) {
+        if let Some(z) = default_client() {
+            z.record(level, Kind::Counter, name, Value::Number(value), source);
+        }
+    }
+
+    /// `#[time_me]`: a timer on the default client.
+    #[inline]
+    pub fn time(
+        level: &'static str,
+        name: &'static str,
+        source: Option<&'static str>,
+    ) -> Option<Timer<'static>> {
+        default_client().map(|z| Timer::start(z, level, name, source))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn handles_and_guards_can_cross_threads() {
+        fn send_sync<T: Send + Sync>() {}
+        send_sync::<Zibrato>();
+        send_sync::<Timer<'static>>();
+        send_sync::<CountGuard<'static>>();
+        send_sync::<Sourced<'static>>();
+    }
+
+    #[test]
+    fn clients_to_an_absent_broker_build_and_record_without_blocking() {
+        let z = Zibrato::builder()
+            .port(1)
+            .hold(Duration::ZERO)
+            .linger(Duration::from_millis(10))
+            .build()
+            .expect("connecting is asynchronous");
+        assert_eq!(z.endpoint(), "tcp://127.0.0.1:1");
+        let start = std::time::Instant::now();
+        for i in 0..10_000 {
+            z.count("info", "x", i);
+        }
+        assert!(start.elapsed() < Duration::from_secs(5));
+    }
+}

@@ -1,0 +1,498 @@
+//! One measurement as a wire line, formatted on the calling thread into a
+//! fixed-size record so that queueing it needs no heap allocation.
+//!
+//! The output is byte for byte what [`zibrato_backend_api::codec::encode`]
+//! writes (a test pins this), but it is written into a stack buffer and made
+//! safe in place instead of through `Cow`s that allocate when a field needs
+//! repair.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use zibrato_backend_api::measurement::NO_SOURCE;
+use zibrato_backend_api::Kind;
+
+/// Bytes a line may take before it spills to the heap. Typical lines
+/// (`info|Counter|requests|5|1764057600|web1`) take 40 to 100.
+pub(crate) const INLINE: usize = 116;
+
+/// A measurement's value as given by the caller.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Value {
+    /// A count or a reading, written like `codec::write_number`.
+    Number(f64),
+    /// A duration, written as decimal seconds with up to nanosecond digits
+    /// (`0.012`, `1.5`, `0.000001234`): exact, and cheaper than formatting
+    /// the float.
+    Seconds(Duration),
+}
+
+/// A measurement formatted as one wire line, ready for the I/O thread.
+pub(crate) enum Line {
+    /// The common case: the line fits the record.
+    Inline {
+        /// Bytes used in `bytes`.
+        len: u8,
+        /// Bytes of the (sanitised) level at the start of the line.
+        level_len: u8,
+        /// The line.
+        bytes: [u8; INLINE],
+    },
+    /// A line longer than [`INLINE`] bytes (very long names or sources).
+    Heap {
+        /// Bytes of the (sanitised) level at the start of the line.
+        level_len: usize,
+        /// The line.
+        bytes: Box<[u8]>,
+    },
+}
+
+impl Line {
+    /// Formats `level|type|name|value|timestamp|source`, replacing `|` and
+    /// line breaks with `_`, an empty level or name with `_`, a missing or
+    /// empty source with `not_specified` and a non-finite value with `0`.
+    #[inline]
+    pub(crate) fn encode(
+        level: &str,
+        kind: Kind,
+        name: &str,
+        value: Value,
+        source: Option<&str>,
+        timestamp: i64,
+    ) -> Line {
+        let mut w = Writer::new();
+        w.field(level);
+        let level_len = w.len();
+        w.byte(b'|');
+        w.bytes(kind.wire_name().as_bytes());
+        w.byte(b'|');
+        w.field(name);
+        w.byte(b'|');
+        match value {
+            Value::Number(value) => w.number(if value.is_finite() { value } else { 0.0 }),
+            Value::Seconds(d) => w.seconds(d),
+        }
+        w.byte(b'|');
+        w.integer(timestamp);
+        w.byte(b'|');
+        match source {
+            Some(source) if !source.is_empty() => w.field(source),
+            _ => w.bytes(NO_SOURCE.as_bytes()),
+        }
+        w.finish(level_len)
+    }
+
+    /// The whole line.
+    pub(crate) fn as_bytes(&self) -> &[u8] {
+        match self {
+            Line::Inline { len, bytes, .. } => &bytes[..usize::from(*len)],
+            Line::Heap { bytes, .. } => bytes,
+        }
+    }
+
+    /// The sanitised level the line starts with.
+    pub(crate) fn level(&self) -> &[u8] {
+        match self {
+            Line::Inline {
+                level_len, bytes, ..
+            } => &bytes[..usize::from(*level_len)],
+            Line::Heap { level_len, bytes } => &bytes[..*level_len],
+        }
+    }
+}
+
+/// Unix seconds now (negative before 1970, should the clock say so).
+///
+/// On Linux this reads `CLOCK_REALTIME_COARSE` (a few nanoseconds from the
+/// vDSO, a few milliseconds' resolution: plenty for whole seconds) instead of
+/// `SystemTime::now()`, which costs about a third of a measurement's budget.
+#[inline]
+pub(crate) fn unix_now() -> i64 {
+    #[cfg(target_os = "linux")]
+    {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: `ts` is a valid, writable timespec.
+        if unsafe { libc::clock_gettime(libc::CLOCK_REALTIME_COARSE, &mut ts) } == 0 {
+            #[allow(clippy::unnecessary_cast)] // time_t is i32 on some targets
+            return ts.tv_sec as i64;
+        }
+    }
+    match SystemTime::now().duration_since(UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+        Err(e) => -i64::try_from(e.duration().as_secs()).unwrap_or(i64::MAX),
+    }
+}
+
+/// A value with at most six decimal places, as `(units, places)` with
+/// `value == units / 10^places` exactly once parsed back: what gauges mostly
+/// carry (`61.5`, `0.25`, `4.0625`). Formatting it is an integer job, much
+/// cheaper than ryu; the result is the same text ryu writes, because in this
+/// range (at most 15 significant digits, no exponent notation) the shortest
+/// decimal that reads back as `value` is unique. Other values get `None`.
+#[inline]
+fn short_decimal(value: f64) -> Option<(i64, u32)> {
+    let magnitude = value.abs();
+    if !(1e-3..1e9).contains(&magnitude) {
+        return None;
+    }
+    let mut scale = 1.0f64;
+    for places in 1..=6 {
+        scale *= 10.0;
+        let scaled = value * scale;
+        // Round to nearest with a truncating cast (no call to `round`).
+        let units = (scaled + 0.5f64.copysign(scaled)) as i64;
+        if units as f64 / scale == value {
+            return Some((units, places));
+        }
+    }
+    None
+}
+
+/// Whether a byte must be replaced on the wire. All three are ASCII, so they
+/// never occur inside a multi-byte UTF-8 character and replacing them in
+/// place keeps the text valid UTF-8.
+#[inline]
+pub(crate) fn is_wire_breaker(b: u8) -> bool {
+    matches!(b, b'|' | b'\n' | b'\r')
+}
+
+/// Writes into a stack buffer, moving to a `Vec` only if the line outgrows it.
+struct Writer {
+    buf: [u8; INLINE],
+    len: usize,
+    spill: Option<Vec<u8>>,
+}
+
+impl Writer {
+    #[inline]
+    fn new() -> Writer {
+        Writer {
+            buf: [0; INLINE],
+            len: 0,
+            spill: None,
+        }
+    }
+
+    #[inline]
+    fn len(&self) -> usize {
+        match &self.spill {
+            Some(v) => v.len(),
+            None => self.len,
+        }
+    }
+
+    #[inline(always)]
+    fn bytes(&mut self, bytes: &[u8]) {
+        let end = self.len + bytes.len();
+        if self.spill.is_none() && end <= INLINE {
+            self.buf[self.len..end].copy_from_slice(bytes);
+            self.len = end;
+        } else {
+            self.spill(bytes);
+        }
+    }
+
+    /// The rare case: the line outgrows the record.
+    #[cold]
+    #[inline(never)]
+    fn spill(&mut self, bytes: &[u8]) {
+        let v = self.spill.get_or_insert_with(|| {
+            let mut v = Vec::with_capacity(2 * INLINE + bytes.len());
+            v.extend_from_slice(&self.buf[..self.len]);
+            v
+        });
+        v.extend_from_slice(bytes);
+    }
+
+    #[inline(always)]
+    fn byte(&mut self, b: u8) {
+        self.bytes(&[b]);
+    }
+
+    /// A level, name or source: `|` and line breaks become `_`, empty becomes `_`.
+    #[inline]
+    fn field(&mut self, text: &str) {
+        if text.is_empty() {
+            self.byte(b'_');
+            return;
+        }
+        let start = self.len();
+        self.bytes(text.as_bytes());
+        let written = match &mut self.spill {
+            Some(v) => &mut v[start..],
+            None => &mut self.buf[start..self.len],
+        };
+        for b in written.iter_mut() {
+            if is_wire_breaker(*b) {
+                *b = b'_';
+            }
+        }
+    }
+
+    /// Like `codec::write_number`: integers without a fraction, everything
+    /// else in ryu's shortest exact form.
+    #[inline]
+    fn number(&mut self, value: f64) {
+        // Same test as `value.fract() == 0.0 && value.abs() < 1e15`, without
+        // the call to `trunc`.
+        if value.abs() < 1e15 && (value as i64) as f64 == value {
+            self.integer(value as i64);
+        } else if let Some((units, places)) = short_decimal(value) {
+            self.decimal(units, places);
+        } else {
+            let mut buffer = ryu::Buffer::new();
+            self.bytes(buffer.format(value).as_bytes());
+        }
+    }
+
+    /// `units / 10^places` in fixed notation (`places` ≥ 1).
+    #[inline]
+    fn decimal(&mut self, units: i64, places: u32) {
+        let scale = 10i64.pow(places);
+        let whole = units / scale;
+        if units < 0 && whole == 0 {
+            self.byte(b'-');
+        }
+        self.integer(whole);
+        let mut fraction = (units % scale).unsigned_abs();
+        let mut digits = [b'0'; 7];
+        digits[0] = b'.';
+        let end = 1 + places as usize;
+        let mut i = end;
+        while fraction > 0 {
+            i -= 1;
+            digits[i] = b'0' + (fraction % 10) as u8;
+            fraction /= 10;
+        }
+        self.bytes(&digits[..end]);
+    }
+
+    /// Decimal seconds, trailing zeros of the fraction dropped.
+    #[inline]
+    fn seconds(&mut self, d: Duration) {
+        self.integer(i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+        let mut nanos = d.subsec_nanos();
+        if nanos == 0 {
+            return;
+        }
+        let mut digits = [b'.', b'0', b'0', b'0', b'0', b'0', b'0', b'0', b'0', b'0'];
+        let mut end = digits.len();
+        while nanos % 10 == 0 {
+            nanos /= 10;
+            end -= 1;
+        }
+        let mut i = end;
+        while nanos > 0 {
+            i -= 1;
+            digits[i] = b'0' + (nanos % 10) as u8;
+            nanos /= 10;
+        }
+        self.bytes(&digits[..end]);
+    }
+
+    #[inline]
+    fn integer(&mut self, value: i64) {
+        const PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
+            2021222324252627282930313233343536373839\
+            4041424344454647484950515253545556575859\
+            6061626364656667686970717273747576777879\
+            8081828384858687888990919293949596979899";
+        let mut digits = [0u8; 21];
+        let mut i = digits.len();
+        let mut n = value.unsigned_abs();
+        while n >= 100 {
+            let pair = (n % 100) as usize * 2;
+            n /= 100;
+            i -= 2;
+            digits[i..i + 2].copy_from_slice(&PAIRS[pair..pair + 2]);
+        }
+        if n >= 10 {
+            let pair = n as usize * 2;
+            i -= 2;
+            digits[i..i + 2].copy_from_slice(&PAIRS[pair..pair + 2]);
+        } else {
+            i -= 1;
+            digits[i] = b'0' + n as u8;
+        }
+        if value < 0 {
+            i -= 1;
+            digits[i] = b'-';
+        }
+        self.bytes(&digits[i..]);
+    }
+
+    #[inline]
+    fn finish(self, level_len: usize) -> Line {
+        match self.spill {
+            None => Line::Inline {
+                // INLINE < 256, so both fit.
+                len: self.len as u8,
+                level_len: level_len as u8,
+                bytes: self.buf,
+            },
+            Some(v) => Line::Heap {
+                level_len,
+                bytes: v.into_boxed_slice(),
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use zibrato_backend_api::codec;
+    use zibrato_backend_api::Measurement;
+
+    fn reference(
+        level: &str,
+        kind: Kind,
+        name: &str,
+        value: f64,
+        source: Option<&str>,
+        ts: i64,
+    ) -> Vec<u8> {
+        let mut out = Vec::new();
+        codec::encode(
+            &mut out,
+            &Measurement {
+                level,
+                kind,
+                name,
+                value,
+                timestamp: ts,
+                source,
+            },
+        );
+        out
+    }
+
+    #[test]
+    fn writes_what_the_codec_writes() {
+        let line = Line::encode(
+            "info",
+            Kind::Counter,
+            "requests",
+            Value::Number(5.0),
+            Some("web1"),
+            1764057600,
+        );
+        assert_eq!(line.as_bytes(), b"info|Counter|requests|5|1764057600|web1");
+        assert_eq!(line.level(), b"info");
+        let line = Line::encode(
+            "debug",
+            Kind::Timer,
+            "db.query",
+            Value::Number(0.012345),
+            None,
+            1,
+        );
+        assert_eq!(
+            line.as_bytes(),
+            b"debug|Timer|db.query|0.012345|1|not_specified"
+        );
+    }
+
+    #[test]
+    fn separators_and_line_breaks_are_replaced() {
+        let line = Line::encode(
+            "in|fo",
+            Kind::Gauge,
+            "x\ny",
+            Value::Number(f64::NAN),
+            Some("a|b\r"),
+            -5,
+        );
+        assert_eq!(line.as_bytes(), b"in_fo|Gauge|x_y|0|-5|a_b_");
+        assert_eq!(line.level(), b"in_fo");
+    }
+
+    #[test]
+    fn long_lines_spill_to_the_heap_intact() {
+        let name = "n|".repeat(200);
+        let line = Line::encode("info", Kind::Counter, &name, Value::Number(1.0), None, 7);
+        assert!(matches!(line, Line::Heap { .. }));
+        assert_eq!(
+            line.as_bytes(),
+            reference("info", Kind::Counter, &name, 1.0, None, 7)
+        );
+        assert_eq!(line.level(), b"info");
+    }
+
+    #[test]
+    fn gauges_with_few_decimals_encode_like_the_codec() {
+        for value in [
+            61.5,
+            -0.25,
+            0.001,
+            4.0625,
+            123456.789,
+            -0.5,
+            0.1,
+            0.3,
+            999999999.5,
+            1e-4,
+            0.0015,
+        ] {
+            let line = Line::encode("g", Kind::Gauge, "x", Value::Number(value), None, 0);
+            assert_eq!(
+                std::str::from_utf8(line.as_bytes()).unwrap(),
+                std::str::from_utf8(&reference("g", Kind::Gauge, "x", value, None, 0)).unwrap()
+            );
+        }
+    }
+
+    #[test]
+    fn durations_are_exact_decimal_seconds() {
+        for (d, text) in [
+            (Duration::ZERO, "0"),
+            (Duration::from_millis(12), "0.012"),
+            (Duration::from_micros(1500), "0.0015"),
+            (Duration::from_nanos(1_234), "0.000001234"),
+            (Duration::new(3, 500_000_000), "3.5"),
+            (Duration::new(7, 0), "7"),
+        ] {
+            let line = Line::encode("t", Kind::Timer, "d", Value::Seconds(d), None, 0);
+            let text_got = std::str::from_utf8(line.as_bytes()).unwrap();
+            assert_eq!(text_got, format!("t|Timer|d|{text}|0|not_specified"));
+            let parsed = codec::parse_line(text_got).unwrap();
+            assert!((parsed.value - d.as_secs_f64()).abs() < 1e-12);
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn short_decimals_encode_like_the_codec(units in -999_999_999_999i64..999_999_999_999, places in 1u32..=6) {
+            let value = units as f64 / 10f64.powi(places as i32);
+            let line = Line::encode("g", Kind::Gauge, "x", Value::Number(value), None, 0);
+            prop_assert_eq!(line.as_bytes(), &reference("g", Kind::Gauge, "x", value, None, 0)[..]);
+        }
+
+        #[test]
+        fn any_duration_reads_back_as_its_seconds(secs in 0u64..1_000_000, nanos in 0u32..1_000_000_000) {
+            let d = Duration::new(secs, nanos);
+            let line = Line::encode("t", Kind::Timer, "d", Value::Seconds(d), None, 0);
+            let parsed = codec::parse_line(std::str::from_utf8(line.as_bytes()).unwrap()).unwrap();
+            prop_assert!((parsed.value - d.as_secs_f64()).abs() <= 1e-9 * d.as_secs_f64().max(1.0));
+        }
+
+
+        #[test]
+        fn any_measurement_encodes_like_the_codec(
+            level in "\\PC{0,12}|[a-z|\n]{0,8}",
+            name in "\\PC{0,80}|[a-z.|\r\n]{0,20}",
+            source in proptest::option::of("\\PC{0,30}|[a-z|\n]{0,8}"),
+            value in proptest::num::f64::ANY,
+            ts in any::<i64>().prop_filter("i64::MIN has no absolute value", |t| *t != i64::MIN),
+            kind in prop_oneof![Just(Kind::Counter), Just(Kind::Gauge), Just(Kind::Timer)],
+        ) {
+            let line = Line::encode(&level, kind, &name, Value::Number(value), source.as_deref(), ts);
+            prop_assert_eq!(line.as_bytes(), &reference(&level, kind, &name, value, source.as_deref(), ts)[..]);
+            let text = std::str::from_utf8(line.as_bytes()).unwrap();
+            let parsed = codec::parse_line(text).unwrap();
+            prop_assert_eq!(parsed.level.as_bytes(), line.level());
+        }
+    }
+}

@@ -1,0 +1,97 @@
+//! What calling threads and the I/O thread share: the queue, the subscription
+//! set, the counters, and the flush and shutdown signals.
+
+use crate::line::Line;
+use crate::stats::Counters;
+use crate::subscriptions::Subscriptions;
+use crate::waker::Waker;
+use crossbeam_queue::ArrayQueue;
+use std::sync::atomic::{fence, AtomicBool, AtomicU64, Ordering};
+use std::sync::{Condvar, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+/// State shared by a client's handles and its I/O thread.
+pub(crate) struct Shared {
+    /// Formatted lines on their way to the I/O thread.
+    pub(crate) queue: ArrayQueue<Line>,
+    /// Which levels are wanted.
+    pub(crate) subscriptions: Subscriptions,
+    /// Everything counted.
+    pub(crate) counters: Counters,
+    /// Set by the I/O thread just before it sleeps in `zmq_poll`.
+    pub(crate) sleeping: AtomicBool,
+    /// Wakes the I/O thread.
+    pub(crate) waker: Waker,
+    /// Set when the last handle is dropped (or the process exits).
+    pub(crate) shutdown: AtomicBool,
+    /// Flush requests made so far.
+    pub(crate) flush_requested: AtomicU64,
+    /// Flush requests completed so far, with the condition flushers wait on.
+    pub(crate) flush_done: Mutex<u64>,
+    pub(crate) flush_cv: Condvar,
+}
+
+impl Shared {
+    pub(crate) fn new(capacity: usize, waker: Waker) -> Shared {
+        Shared {
+            queue: ArrayQueue::new(capacity),
+            subscriptions: Subscriptions::new(),
+            counters: Counters::default(),
+            sleeping: AtomicBool::new(false),
+            waker,
+            shutdown: AtomicBool::new(false),
+            flush_requested: AtomicU64::new(0),
+            flush_done: Mutex::new(0),
+            flush_cv: Condvar::new(),
+        }
+    }
+
+    /// Wakes the I/O thread if it is asleep; costs a fence and a load when it
+    /// is awake, which is always the case under load.
+    #[inline]
+    pub(crate) fn wake_if_sleeping(&self) {
+        // Pairs with the fence in `IoThread::sleep`: either the I/O thread sees
+        // what was just queued, or this thread sees it sleeping.
+        fence(Ordering::SeqCst);
+        if self.sleeping.load(Ordering::Relaxed) && self.sleeping.swap(false, Ordering::Relaxed) {
+            self.waker.wake();
+        }
+    }
+
+    /// Asks the I/O thread to hand everything queued so far to ZeroMQ, and
+    /// waits for it up to `timeout`. True if it was done in time.
+    pub(crate) fn flush(&self, timeout: Duration) -> bool {
+        let ticket = self.flush_requested.fetch_add(1, Ordering::AcqRel) + 1;
+        self.waker.wake();
+        let deadline = Instant::now() + timeout;
+        let mut done = self
+            .flush_done
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        while *done < ticket {
+            let now = Instant::now();
+            if now >= deadline || self.shutdown.load(Ordering::Acquire) {
+                return *done >= ticket;
+            }
+            done = self
+                .flush_cv
+                .wait_timeout(done, deadline - now)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+        true
+    }
+
+    /// Marks flush requests up to `ticket` done (I/O thread).
+    pub(crate) fn complete_flush(&self, ticket: u64) {
+        let mut done = self
+            .flush_done
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if *done < ticket {
+            *done = ticket;
+        }
+        drop(done);
+        self.flush_cv.notify_all();
+    }
+}

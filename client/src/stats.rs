@@ -1,0 +1,172 @@
+//! What a client did with the measurements it was given, split by outcome.
+//!
+//! Calling threads count into per-thread blocks that only their owner writes
+//! (a plain load and store, no shared cache line, no atomic read-modify-write);
+//! [`crate::Zibrato::stats`] adds the blocks up. When a thread ends, its block
+//! is folded into the client's totals.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+/// Counts of a client's measurements by what became of them.
+///
+/// Every measurement recorded is, in the end, exactly one of: `sent`,
+/// `filtered`, or one of the `dropped_*` counts (the remainder is still on its
+/// way: queued, held or in a frame being sent).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Stats {
+    /// Accepted into the client's queue by a calling thread.
+    pub queued: u64,
+    /// Handed to ZeroMQ (lines, not frames).
+    pub sent: u64,
+    /// ZeroMQ messages sent; fewer than `sent` when lines were batched.
+    pub frames: u64,
+    /// Not sent because no worker subscribes to their level: skipped on
+    /// purpose, not lost.
+    pub filtered: u64,
+    /// Lost because the queue was full (the I/O thread could not keep up,
+    /// or ZeroMQ pushed back).
+    pub dropped_queue_full: u64,
+    /// Lost because the buffer that holds measurements until subscriptions
+    /// arrive was full.
+    pub dropped_hold_full: u64,
+    /// Held for the whole hold time without a subscription for their level
+    /// arriving: nobody listened, or the broker could not be reached.
+    pub dropped_unsubscribed: u64,
+    /// Lost because ZeroMQ refused them (the socket was closing).
+    pub dropped_send_failed: u64,
+    /// Still queued or held when the client was closed and the linger ran out.
+    pub dropped_at_close: u64,
+}
+
+impl Stats {
+    /// All measurements lost, whatever the reason (`filtered` is not a loss).
+    pub fn dropped(&self) -> u64 {
+        self.dropped_queue_full
+            + self.dropped_hold_full
+            + self.dropped_unsubscribed
+            + self.dropped_send_failed
+            + self.dropped_at_close
+    }
+}
+
+/// Counters a calling thread keeps for one client.
+#[derive(Debug, Default)]
+pub(crate) struct ThreadCounters {
+    pub(crate) filtered: AtomicU64,
+    pub(crate) queued: AtomicU64,
+    pub(crate) queue_full: AtomicU64,
+}
+
+impl ThreadCounters {
+    fn add_to(&self, stats: &mut Stats) {
+        stats.filtered += self.filtered.load(Ordering::Relaxed);
+        stats.queued += self.queued.load(Ordering::Relaxed);
+        stats.dropped_queue_full += self.queue_full.load(Ordering::Relaxed);
+    }
+
+    fn fold_into(&self, other: &ThreadCounters) {
+        other
+            .filtered
+            .fetch_add(self.filtered.load(Ordering::Relaxed), Ordering::Relaxed);
+        other
+            .queued
+            .fetch_add(self.queued.load(Ordering::Relaxed), Ordering::Relaxed);
+        other
+            .queue_full
+            .fetch_add(self.queue_full.load(Ordering::Relaxed), Ordering::Relaxed);
+    }
+}
+
+/// Adds one to a counter that only the calling thread writes: no
+/// read-modify-write instruction is needed, and readers see every value.
+#[inline]
+pub(crate) fn bump_owned(counter: &AtomicU64) {
+    counter.store(
+        counter.load(Ordering::Relaxed).wrapping_add(1),
+        Ordering::Relaxed,
+    );
+}
+
+/// Adds one to a counter that several threads may write.
+#[inline]
+pub(crate) fn bump_shared(counter: &AtomicU64) {
+    counter.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Counters the I/O thread keeps (its own, so written by one thread only).
+#[derive(Debug, Default)]
+pub(crate) struct IoCounters {
+    pub(crate) sent: AtomicU64,
+    pub(crate) frames: AtomicU64,
+    pub(crate) filtered: AtomicU64,
+    pub(crate) hold_full: AtomicU64,
+    pub(crate) unsubscribed: AtomicU64,
+    pub(crate) send_failed: AtomicU64,
+    pub(crate) at_close: AtomicU64,
+}
+
+/// Adds `n` to a counter only the I/O thread writes.
+pub(crate) fn add_owned(counter: &AtomicU64, n: u64) {
+    counter.store(
+        counter.load(Ordering::Relaxed).wrapping_add(n),
+        Ordering::Relaxed,
+    );
+}
+
+/// Every counter of one client.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    /// Blocks of the threads that are recording to this client.
+    threads: Mutex<Vec<Arc<ThreadCounters>>>,
+    /// Blocks of threads that have ended, and counts from threads whose
+    /// thread-local state was unavailable (during thread teardown).
+    pub(crate) retired: ThreadCounters,
+    /// The I/O thread's counts.
+    pub(crate) io: IoCounters,
+}
+
+impl Counters {
+    /// A new block for a thread that starts recording to this client.
+    pub(crate) fn register(&self) -> Arc<ThreadCounters> {
+        let block = Arc::new(ThreadCounters::default());
+        self.threads
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(Arc::clone(&block));
+        block
+    }
+
+    /// Folds a thread's block into the totals as the thread forgets it.
+    pub(crate) fn retire(&self, block: &Arc<ThreadCounters>) {
+        let mut threads = self.threads.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(i) = threads.iter().position(|b| Arc::ptr_eq(b, block)) {
+            threads.swap_remove(i);
+            block.fold_into(&self.retired);
+        }
+    }
+
+    /// Adds everything up.
+    pub(crate) fn snapshot(&self) -> Stats {
+        let mut stats = Stats::default();
+        // Sent before queued is read, so that a reader never sees more sent
+        // than queued.
+        let io = &self.io;
+        stats.sent = io.sent.load(Ordering::Relaxed);
+        stats.frames = io.frames.load(Ordering::Relaxed);
+        stats.filtered = io.filtered.load(Ordering::Relaxed);
+        stats.dropped_hold_full = io.hold_full.load(Ordering::Relaxed);
+        stats.dropped_unsubscribed = io.unsubscribed.load(Ordering::Relaxed);
+        stats.dropped_send_failed = io.send_failed.load(Ordering::Relaxed);
+        stats.dropped_at_close = io.at_close.load(Ordering::Relaxed);
+        {
+            let threads = self.threads.lock().unwrap_or_else(PoisonError::into_inner);
+            for block in threads.iter() {
+                block.add_to(&mut stats);
+            }
+            self.retired.add_to(&mut stats);
+        }
+        stats
+    }
+}

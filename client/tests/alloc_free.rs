@@ -1,0 +1,102 @@
+//! After warm-up, recording a measurement allocates nothing on the calling
+//! thread, whatever the form, subscribed or filtered (the model is cadence's
+//! `tests/alloc-no-tags.rs`: a counting global allocator).
+
+mod common;
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+struct Counting;
+
+static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+
+thread_local! {
+    /// Only the thread under test counts; the I/O thread may allocate.
+    static COUNTING: Cell<bool> = const { Cell::new(false) };
+}
+
+fn note_allocation() {
+    if COUNTING.try_with(Cell::get).unwrap_or(false) {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        note_allocation();
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        note_allocation();
+        unsafe { System.alloc_zeroed(layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        note_allocation();
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn every_form(z: &zibrato::Zibrato, i: u64) {
+    z.count("info", "requests", i);
+    z.gauge("info", "queue.depth", i as f64 * 0.5);
+    z.timing("info", "given", Duration::from_micros(i));
+    {
+        let _t = z.time("info", "scope");
+        let _c = z.count_on_drop("info", "scopes", 1);
+    }
+    let _ = z.counted("info", "closures", 1, || i + 1);
+    let _ = z.timed("info", "closures", || i + 2);
+    let web = z.source("web1");
+    web.count("info", "requests", 1);
+    web.gauge("info", "queue.depth", -3);
+    let _t = web.time("info", "scope");
+    // Filtered: nobody subscribes to "debug".
+    z.count("debug", "ignored", 1);
+    let _t = z.time("debug", "ignored");
+}
+
+#[test]
+fn recording_allocates_nothing_after_warm_up() {
+    let broker = common::start_broker();
+    let mut worker = common::Worker::new(&broker, &["info"]);
+    let z = common::builder_for(&broker)
+        .hold(Duration::from_millis(200))
+        .build()
+        .unwrap();
+    worker.wait_until_subscribed(&z, "info");
+    std::thread::sleep(Duration::from_millis(300)); // holding is over
+    for i in 0..100 {
+        every_form(&z, i);
+    }
+
+    // The allocator counts what this thread allocates.
+    COUNTING.with(|c| c.set(true));
+    drop(std::hint::black_box(vec![1u8; 16]));
+    assert_eq!(
+        ALLOCATIONS.swap(0, Ordering::Relaxed),
+        1,
+        "the counter works"
+    );
+    for i in 0..10_000 {
+        every_form(&z, i);
+    }
+    COUNTING.with(|c| c.set(false));
+
+    assert_eq!(
+        ALLOCATIONS.load(Ordering::Relaxed),
+        0,
+        "allocations while recording"
+    );
+    let stats = z.stats();
+    assert!(stats.filtered >= 20_000, "{stats:?}");
+    assert!(stats.queued >= 100_000, "{stats:?}");
+}

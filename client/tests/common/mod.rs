@@ -1,0 +1,179 @@
+//! What the integration tests share: a real broker on free ports, and a
+//! ZeroMQ SUB socket on its worker port standing in for a worker.
+
+#![allow(dead_code)]
+
+use std::time::{Duration, Instant};
+use zibrato::Zibrato;
+use zibrato_backend_api::codec::parse_frame;
+use zibrato_backend_api::Kind;
+use zibrato_broker::{Broker, BrokerConfig, BrokerHandle};
+
+/// Generous: the machine may be busy building other crates.
+pub const DEADLINE: Duration = Duration::from_secs(30);
+
+/// A measurement as received, owned.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Got {
+    pub level: String,
+    pub kind: Kind,
+    pub name: String,
+    pub value: f64,
+    pub timestamp: i64,
+    pub source: Option<String>,
+}
+
+/// A port whose pair (port, port + 1) a broker could bind just now.
+pub fn start_broker() -> BrokerHandle {
+    let start = Instant::now();
+    loop {
+        let port = 20_000 + (rand_u32() % 40_000) as u16;
+        if let Some(handle) = start_broker_on(port) {
+            return handle;
+        }
+        assert!(start.elapsed() < DEADLINE, "no free port pair found");
+    }
+}
+
+/// A broker on `port`, or `None` if it cannot bind (yet).
+pub fn start_broker_on(port: u16) -> Option<BrokerHandle> {
+    let config = BrokerConfig {
+        port,
+        ..BrokerConfig::default()
+    };
+    Broker::bind(&config).ok().map(Broker::spawn)
+}
+
+/// The publisher port of a running broker.
+pub fn port_of(broker: &BrokerHandle) -> u16 {
+    let endpoint = broker.publisher_endpoint();
+    endpoint
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("endpoint ends with a port")
+}
+
+fn rand_u32() -> u32 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos(),
+    );
+    h.finish() as u32
+}
+
+/// A client for `broker`, holding long enough for a loaded machine.
+pub fn client_for(broker: &BrokerHandle) -> Zibrato {
+    builder_for(broker).build().expect("client builds")
+}
+
+pub fn builder_for(broker: &BrokerHandle) -> zibrato::Builder {
+    Zibrato::builder()
+        .port(port_of(broker))
+        .hold(Duration::from_secs(20))
+        .linger(Duration::from_secs(20))
+}
+
+/// A stand-in for a worker: a SUB socket on the broker's worker port.
+pub struct Worker {
+    _context: zmq::Context,
+    socket: zmq::Socket,
+    pub frames: u64,
+}
+
+impl Worker {
+    pub fn new(broker: &BrokerHandle, levels: &[&str]) -> Worker {
+        let context = zmq::Context::new();
+        let socket = context.socket(zmq::SUB).unwrap();
+        socket.set_rcvhwm(0).unwrap();
+        socket.set_linger(0).unwrap();
+        for level in levels {
+            socket
+                .set_subscribe(format!("{level}|").as_bytes())
+                .unwrap();
+        }
+        socket.connect(&broker.worker_endpoint()).unwrap();
+        Worker {
+            _context: context,
+            socket,
+            frames: 0,
+        }
+    }
+
+    /// Receives until `n` measurements have arrived or the deadline passes.
+    pub fn receive(&mut self, n: usize, deadline: Duration) -> Vec<Got> {
+        let until = Instant::now() + deadline;
+        let mut got = Vec::new();
+        while got.len() < n {
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            got.extend(self.receive_frame(left));
+        }
+        got
+    }
+
+    /// Whatever arrives within `wait` (for checking that nothing does).
+    pub fn receive_for(&mut self, wait: Duration) -> Vec<Got> {
+        let until = Instant::now() + wait;
+        let mut got = Vec::new();
+        loop {
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return got;
+            }
+            got.extend(self.receive_frame(left));
+        }
+    }
+
+    fn receive_frame(&mut self, wait: Duration) -> Vec<Got> {
+        let millis = wait.as_millis().clamp(1, 1000) as i64;
+        if self.socket.poll(zmq::POLLIN, millis).unwrap() == 0 {
+            return Vec::new();
+        }
+        let frame = self.socket.recv_bytes(0).unwrap();
+        self.frames += 1;
+        parse_frame(&frame)
+            .map(|m| {
+                let m = m.unwrap_or_else(|e| {
+                    panic!("bad line in {:?}: {e}", String::from_utf8_lossy(&frame))
+                });
+                Got {
+                    level: m.level.to_owned(),
+                    kind: m.kind,
+                    name: m.name.to_owned(),
+                    value: m.value,
+                    timestamp: m.timestamp,
+                    source: m.source.map(str::to_owned),
+                }
+            })
+            .collect()
+    }
+
+    /// Sends probes through `client` until one arrives: from then on the
+    /// subscription is known to have reached the broker.
+    pub fn wait_until_subscribed(&mut self, client: &Zibrato, level: &str) {
+        let until = Instant::now() + DEADLINE;
+        while Instant::now() < until {
+            client.count(level, "probe", 1);
+            let got = self.receive_for(Duration::from_millis(100));
+            if got.iter().any(|g| g.name == "probe") {
+                // Let any probes still in flight arrive.
+                self.receive_for(Duration::from_millis(200));
+                return;
+            }
+        }
+        panic!("no probe arrived within {DEADLINE:?}");
+    }
+}
+
+/// A port nothing listens on (bound, then released).
+pub fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}

@@ -1,0 +1,165 @@
+//! Whole programs: the examples run as child processes.
+//!
+//! `cargo test` builds the examples next to the test binaries
+//! (`target/<profile>/examples/`); run `cargo test -p zibrato` (not only
+//! `--test process`) or `cargo build -p zibrato --examples` first.
+
+mod common;
+
+use common::{start_broker, Worker, DEADLINE};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn example(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    // target/<profile>/deps/process-<hash> -> target/<profile>/examples/<name>
+    let path = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .unwrap()
+        .join("examples")
+        .join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo build -p zibrato --examples` (plain `cargo test -p zibrato` builds it)",
+        path.display()
+    );
+    path
+}
+
+/// Waits for the child to exit, killing it after `deadline`.
+fn wait_with_deadline(
+    mut child: std::process::Child,
+    deadline: Duration,
+) -> (std::process::Output, Duration) {
+    let start = Instant::now();
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            return (child.wait_with_output().unwrap(), start.elapsed());
+        }
+        if start.elapsed() > deadline {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "child still running after {deadline:?}; stderr: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn a_program_that_bursts_from_several_threads_and_exits_loses_nothing() {
+    let broker = start_broker();
+    let mut worker = Worker::new(&broker, &["info"]);
+    // Make sure the worker's subscription has reached the broker, as it has
+    // when a worker has been running for a while.
+    let probe = common::client_for(&broker);
+    worker.wait_until_subscribed(&probe, "info");
+    drop(probe);
+
+    let (threads, per_thread) = (4, 2500);
+    let child = Command::new(example("burst_and_exit"))
+        .args([threads.to_string(), per_thread.to_string()])
+        .env("ZIBRATO_PORT", common::port_of(&broker).to_string())
+        .env_remove("ZIBRATO_HOST")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (out, took) = wait_with_deadline(child, DEADLINE);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        took < Duration::from_secs(10),
+        "the program took {took:?} to exit"
+    );
+
+    let got = worker.receive(threads * per_thread, DEADLINE);
+    assert_eq!(
+        got.len(),
+        threads * per_thread,
+        "child said: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for t in 0..threads {
+        let source = format!("thread-{t}");
+        let values: Vec<f64> = got
+            .iter()
+            .filter(|g| g.source.as_deref() == Some(source.as_str()) && g.name == "burst")
+            .map(|g| g.value)
+            .collect();
+        let expected: Vec<f64> = (0..per_thread).map(|i| i as f64).collect();
+        assert_eq!(values, expected, "{source}");
+    }
+}
+
+#[test]
+fn a_million_calls_without_a_broker_return_promptly_and_the_program_exits() {
+    let child = Command::new(example("no_broker"))
+        .arg("1000000")
+        .env("ZIBRATO_PORT", common::free_port().to_string())
+        .env_remove("ZIBRATO_HOST")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (out, took) = wait_with_deadline(child, DEADLINE);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let calls_ms: u64 = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("calls_ms="))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no calls_ms in {stdout}"));
+    // Generous: debug build, busy machine. Typically well under a second.
+    assert!(calls_ms < 10_000, "1,000,000 calls took {calls_ms} ms");
+    assert!(
+        took < Duration::from_secs(15),
+        "the program took {took:?} to exit"
+    );
+}
+
+#[test]
+fn the_default_client_delivers_what_decorated_functions_recorded_before_exit() {
+    let broker = start_broker();
+    let mut worker = Worker::new(&broker, &["info", "debug"]);
+    let probe = common::client_for(&broker);
+    worker.wait_until_subscribed(&probe, "info");
+    drop(probe);
+
+    // The attributes example never drops its (static) default client: the
+    // exit handler flushes it.
+    let child = Command::new(example("attributes"))
+        .env("ZIBRATO_PORT", common::port_of(&broker).to_string())
+        .env_remove("ZIBRATO_HOST")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (out, _) = wait_with_deadline(child, DEADLINE);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).lines().next(),
+        Some("hello world"),
+        "the decorated function's result is unchanged"
+    );
+    let mut got = worker.receive(4, DEADLINE);
+    got.sort_by(|a, b| a.name.cmp(&b.name));
+    let names: Vec<_> = got.iter().map(|g| g.name.as_str()).collect();
+    assert_eq!(names, ["greetings", "lookup", "parse", "parse"]);
+    assert_eq!(got[0].source.as_deref(), Some("example"));
+}

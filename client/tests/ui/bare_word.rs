@@ -1,0 +1,6 @@
+#[zibrato::count_me(info)]
+fn f() {}
+
+fn main() {
+    f();
+}

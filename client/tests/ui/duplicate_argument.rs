@@ -1,0 +1,6 @@
+#[zibrato::count_me(level = "info", name = "a", name = "b")]
+fn f() {}
+
+fn main() {
+    f();
+}

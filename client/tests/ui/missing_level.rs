@@ -1,0 +1,6 @@
+#[zibrato::count_me(name = "calls")]
+fn f() {}
+
+fn main() {
+    f();
+}

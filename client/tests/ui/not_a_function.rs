@@ -1,0 +1,6 @@
+#[zibrato::time_me(level = "debug")]
+struct S;
+
+fn main() {
+    let _ = S;
+}

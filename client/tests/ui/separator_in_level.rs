@@ -1,0 +1,6 @@
+#[zibrato::count_me(level = "in|fo")]
+fn f() {}
+
+fn main() {
+    f();
+}
