@@ -95,8 +95,8 @@ mod plugin {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use zibrato_backend_api::abi::{BackendBox, FrameBatch};
     use abi_stable::std_types::{RResult, RStr};
+    use zibrato_backend_api::abi::{BackendBox, FrameBatch};
     use zibrato_backend_api::LogLevel;
 
     extern "C" fn discard(_backend: RStr<'_>, _level: LogLevel, _message: RStr<'_>) {}
