@@ -114,6 +114,10 @@ enum Only {
     Memory,
     /// The backend thread's work alone, in-process: parse + aggregate.
     Codec,
+    /// The pipeline fed by the `zibrato` client (one recording thread)
+    /// instead of a raw PUB socket: --batch-messages measurements, framed
+    /// as the client frames them.
+    Client,
 }
 
 /// The frames of one run: what is sent, in order.
@@ -258,6 +262,19 @@ fn run(args: &Args, command: &str) -> Result<(), String> {
         return Ok(());
     }
     let mut rows = Vec::new();
+    if args.only == Some(Only::Client) {
+        let workload = Workload::new(batch_messages, 1, args.series);
+        let result = bench.repeat("client", &workload, &mut ports, Bench::pipeline)?;
+        println!();
+        println!(
+            "zibrato client -> broker -> worker: {} measurements in {:.3}s = {:.2} M/s, lost {}",
+            result.measurements,
+            result.seconds,
+            result.measurements as f64 / result.seconds / 1e6,
+            result.lost
+        );
+        return Ok(());
+    }
     if args.only != Some(Only::Memory) {
         for workload in &shapes {
             let baseline = if args.only != Some(Only::Pipeline) {
@@ -643,6 +660,9 @@ impl Bench<'_> {
         output: &WorkerOutput,
         child: &mut Child,
     ) -> Result<(Instant, Instant), String> {
+        if self.args.only == Some(Only::Client) {
+            return self.drive_client(workload, broker, output, child);
+        }
         let publisher = Publisher::connect(&broker.publisher_endpoint())?;
         let deadline = Instant::now() + PROBE_TIMEOUT;
         // The probe's deadline also covers the worker's start-up: fail early
@@ -661,6 +681,86 @@ impl Bench<'_> {
             std::thread::sleep(PROBE_EVERY);
         }
         let start = publisher.send_all(workload, self.args.rate)?;
+        let end = self.wait_for_sum(workload, output, child, start)?;
+        drop(publisher);
+        Ok((start, end))
+    }
+
+    /// As [`Bench::drive`], with the `zibrato` client as the publisher: one
+    /// thread records every measurement with `count`, backing off while the
+    /// client's queue is more than half full (what a real program sees as
+    /// back-pressure is the `dropped_queue_full` count, reported as lost).
+    fn drive_client(
+        &self,
+        workload: &Workload,
+        broker: &BrokerHandle,
+        output: &WorkerOutput,
+        child: &mut Child,
+    ) -> Result<(Instant, Instant), String> {
+        const CAPACITY: usize = 65_536;
+        let port = port_of(&broker.publisher_endpoint());
+        let z = zibrato::Zibrato::builder()
+            .port(port)
+            .queue_capacity(CAPACITY)
+            .build()
+            .map_err(|e| format!("client: {e}"))?;
+        let deadline = Instant::now() + PROBE_TIMEOUT;
+        while !output.probe_seen.load(Ordering::Acquire) {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Err(format!("the worker exited before receiving: {status}"));
+            }
+            if Instant::now() > deadline {
+                return Err("the worker never printed the probe".into());
+            }
+            z.source("bench").count("info", PROBE_NAME, 0);
+            std::thread::sleep(PROBE_EVERY);
+        }
+        let names: Vec<String> = (0..self.args.series.max(1))
+            .map(|i| format!("n{i}"))
+            .collect();
+        let start = Instant::now();
+        for i in 0..workload.measurements {
+            if i % 4096 == 0 {
+                if self.args.rate > 0 {
+                    let due = start + Duration::from_secs_f64(i as f64 / self.args.rate as f64);
+                    let now = Instant::now();
+                    if due > now {
+                        std::thread::sleep(due - now);
+                    }
+                }
+                loop {
+                    let s = z.stats();
+                    if s.queued - s.sent - s.filtered < CAPACITY as u64 / 2 {
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_micros(50));
+                }
+            }
+            let name = &names[(i % names.len() as u64) as usize];
+            z.source("bench").count("info", name, 1);
+        }
+        z.flush();
+        let end = self.wait_for_sum(workload, output, child, start)?;
+        let stats = z.stats();
+        eprintln!(
+            "client: sent {} in {} frames ({:.0} measurements per frame), dropped {}",
+            stats.sent,
+            stats.frames,
+            stats.sent as f64 / stats.frames.max(1) as f64,
+            stats.dropped()
+        );
+        Ok((start, end))
+    }
+
+    /// Waits until the worker has printed all of `workload`'s measurements, or
+    /// has made no progress for the grace period; returns when the last arrived.
+    fn wait_for_sum(
+        &self,
+        workload: &Workload,
+        output: &WorkerOutput,
+        child: &mut Child,
+        start: Instant,
+    ) -> Result<Instant, String> {
         let target = workload.measurements;
         let grace = self.grace();
         let mut last_sum = 0;
@@ -681,9 +781,7 @@ impl Bench<'_> {
                 return Err(format!("the worker exited while receiving: {status}"));
             }
         }
-        let end = output.last_growth.lock().unwrap().unwrap_or(start);
-        drop(publisher);
-        Ok((start, end))
+        Ok(output.last_growth.lock().unwrap().unwrap_or(start))
     }
 }
 
