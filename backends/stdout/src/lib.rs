@@ -123,15 +123,9 @@ fn source_of(series: &Series) -> Option<&str> {
     series.source().filter(|source| *source != NO_SOURCE)
 }
 
-/// The plugin's root module. Inside a module only because abi_stable's
-/// generated loader static carries no doc comment; the static is exported from
-/// the `.so` all the same.
-#[allow(missing_docs)]
-mod plugin {
-    zibrato_backend_api::export_backend!(crate::StdoutBackend);
-}
-
-pub use plugin::zibrato_backend_module;
+// The line that makes this crate a Zibrato plugin: it exports the root
+// module, `zibrato_backend_module()`.
+zibrato_backend_api::export_backend!(StdoutBackend);
 
 #[cfg(test)]
 mod tests {

@@ -126,12 +126,9 @@ impl JsonlBackend {
     }
 }
 
-// The one line that makes this crate a Zibrato plugin. (The allow is for the
-// loader static abi_stable generates without a doc comment.)
-#[allow(missing_docs)]
-mod plugin {
-    zibrato_backend_api::export_backend!(crate::JsonlBackend);
-}
+// The line that makes this crate a Zibrato plugin: it exports the root
+// module, `zibrato_backend_module()`.
+zibrato_backend_api::export_backend!(JsonlBackend);
 
 #[cfg(test)]
 mod tests {

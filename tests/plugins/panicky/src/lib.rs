@@ -87,10 +87,9 @@ impl Backend for Panicky {
     }
 }
 
-#[allow(missing_docs)] // abi_stable's generated loader static has no doc
-mod plugin {
-    zibrato_backend_api::export_backend!(crate::Panicky);
-}
+// The line that makes this crate a Zibrato plugin: it exports the root
+// module, `zibrato_backend_module()`.
+zibrato_backend_api::export_backend!(Panicky);
 
 #[cfg(test)]
 mod tests {
@@ -104,7 +103,7 @@ mod tests {
     /// A backend made through the exported module, as the worker makes it.
     fn load(panic_in: &str) -> Result<BackendBox, String> {
         let settings = serde_json::json!({ "panic_in": panic_in }).to_string();
-        let new = plugin::zibrato_backend_module().new();
+        let new = zibrato_backend_module().new();
         new(RStr::from_str(&settings), Logger::new("panicky", discard))
             .into_result()
             .map_err(|e| e.into_string())
