@@ -502,3 +502,22 @@ fn a_plugin_built_against_another_api_version_names_the_file_and_versions() {
     );
     assert!(stderr.contains(env!("CARGO_PKG_VERSION")), "{stderr}");
 }
+
+#[test]
+fn a_plugin_panicking_at_start_is_one_line_naming_it() {
+    for (op, expected) in [
+        ("new", "panicky: panicked in new"),
+        ("connect", "panicky: cannot connect: panicked in connect"),
+    ] {
+        let set = format!("panicky.panic_in={op}");
+        let (status, _, stderr) =
+            Worker::run(&["--plugin", "panicky", "--levels", "info", "--set", &set]);
+        assert_eq!(status.code(), Some(1), "{op}: {stderr}");
+        let ours: Vec<&str> = stderr
+            .lines()
+            .filter(|l| l.starts_with("zibrato-worker:"))
+            .collect();
+        assert_eq!(ours.len(), 1, "{op}: {stderr}");
+        assert!(ours[0].contains(expected), "{op}: {stderr}");
+    }
+}
