@@ -37,8 +37,8 @@ pub enum ParseError {
     /// The value is not a finite decimal number.
     #[error("value {0:?} is not a finite number")]
     BadValue(String),
-    /// The timestamp is not a number of Unix seconds.
-    #[error("timestamp {0:?} is not a number of Unix seconds")]
+    /// The timestamp is not a number of Unix seconds from 1970 to 9999.
+    #[error("timestamp {0:?} is not a number of Unix seconds from 1970 to 9999")]
     BadTimestamp(String),
     /// A line of a batched frame carries another level than the frame's first line.
     #[error("level {found:?} differs from the frame's level {frame:?}")]
@@ -49,6 +49,11 @@ pub enum ParseError {
         found: String,
     },
 }
+
+/// The latest timestamp accepted: the last second of the year 9999. Earlier
+/// than 0 (1970) or later than this is not a time a metric was recorded at,
+/// and would overflow the arithmetic of backends that compare times.
+pub const MAX_TIMESTAMP: i64 = 253_402_300_799;
 
 /// Longest excerpt of a bad field kept in a [`ParseError`].
 const EXCERPT: usize = 64;
@@ -110,6 +115,9 @@ pub fn parse_line(line: &str) -> Result<Measurement<'_>, ParseError> {
         None => parse_timestamp(timestamp)
             .ok_or_else(|| ParseError::BadTimestamp(excerpt(timestamp)))?,
     };
+    if !(0..=MAX_TIMESTAMP).contains(&timestamp) {
+        return Err(ParseError::BadTimestamp(timestamp.to_string()));
+    }
     let source = match source {
         "" | NO_SOURCE => None,
         source => Some(source),
@@ -254,8 +262,8 @@ impl fmt::Display for Number {
 ///
 /// Fields are made safe on the way: `|` and line breaks become `_`, an empty
 /// level or name becomes `_`, and a missing source is written as 0.2's
-/// `not_specified`. A non-finite value is written as `0`, so what is sent always
-/// parses.
+/// `not_specified`. A non-finite value is written as `0` and a timestamp
+/// outside 1970–9999 as the nearest bound, so what is sent always parses.
 pub fn encode(out: &mut Vec<u8>, m: &Measurement<'_>) {
     out.extend_from_slice(wire_field(m.level).as_bytes());
     out.push(b'|');
@@ -265,7 +273,7 @@ pub fn encode(out: &mut Vec<u8>, m: &Measurement<'_>) {
     out.push(b'|');
     write_number(out, if m.value.is_finite() { m.value } else { 0.0 });
     out.push(b'|');
-    let _ = write!(out, "{}", m.timestamp);
+    let _ = write!(out, "{}", m.timestamp.clamp(0, MAX_TIMESTAMP));
     out.push(b'|');
     match m.source {
         Some(source) if !source.is_empty() => out.extend_from_slice(wire_field(source).as_bytes()),
@@ -339,6 +347,18 @@ mod tests {
             (
                 "info|Counter|x|1|yesterday|s",
                 ParseError::BadTimestamp("yesterday".into()),
+            ),
+            (
+                "info|Counter|x|1|-1|s",
+                ParseError::BadTimestamp("-1".into()),
+            ),
+            (
+                "info|Gauge|x|1|-9223372036854775808|s",
+                ParseError::BadTimestamp("-9223372036854775808".into()),
+            ),
+            (
+                "info|Gauge|x|1|253402300800|s",
+                ParseError::BadTimestamp("253402300800".into()),
             ),
             ("", ParseError::FieldCount(1)),
         ];

@@ -31,7 +31,7 @@ prop_compose! {
         kind in kind(),
         name in field(),
         value in value(),
-        timestamp in any::<i64>(),
+        timestamp in 0..=zibrato_backend_api::codec::MAX_TIMESTAMP,
         source in source(),
     ) -> (String, Kind, String, f64, i64, Option<String>) {
         (level, kind, name, value, timestamp, source)
