@@ -27,6 +27,16 @@ pub struct Runner {
     pub interval: Duration,
 }
 
+/// What has been logged in this interval: each kind of problem is logged
+/// once per interval (its count is in the line logged at every flush), so a
+/// flood of bad input cannot flood the log.
+#[derive(Default)]
+struct Logged {
+    malformed: bool,
+    dropped: bool,
+    failed: bool,
+}
+
 fn unix_now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -38,11 +48,11 @@ impl Runner {
     /// Runs until the queue closes, then flushes a last time and closes.
     pub fn run(mut self) {
         let mut next_flush = Instant::now() + self.interval;
-        let mut malformed_logged = false;
+        let mut logged = Logged::default();
         loop {
             match self.queue.recv_deadline(next_flush) {
                 Ok(chunk) => {
-                    self.ingest(&chunk, &mut malformed_logged);
+                    self.ingest(&chunk, &mut logged);
                     self.queued.fetch_sub(chunk.size(), Ordering::AcqRel);
                     if Instant::now() < next_flush {
                         continue;
@@ -52,7 +62,7 @@ impl Runner {
                 Err(RecvTimeoutError::Disconnected) => break,
             }
             self.flush();
-            malformed_logged = false;
+            logged = Logged::default();
             next_flush += self.interval;
             let now = Instant::now();
             if next_flush <= now {
@@ -68,7 +78,7 @@ impl Runner {
         }
     }
 
-    fn ingest(&mut self, chunk: &Chunk, malformed_logged: &mut bool) {
+    fn ingest(&mut self, chunk: &Chunk, logged: &mut Logged) {
         match self
             .backend
             .ingest(FrameBatch::new(&chunk.data, &chunk.ends))
@@ -88,13 +98,14 @@ impl Runner {
                     report.dropped
                 );
                 if let RSome(why) = &report.first_malformed {
-                    if !*malformed_logged {
-                        *malformed_logged = true;
+                    if !std::mem::replace(&mut logged.malformed, true) {
                         log::warn!("{}: malformed message skipped: {why}", self.name);
                     }
                 }
                 if let RSome(why) = &report.first_dropped {
-                    log::warn!("{}: measurement dropped: {why}", self.name);
+                    if !std::mem::replace(&mut logged.dropped, true) {
+                        log::warn!("{}: measurement dropped: {why}", self.name);
+                    }
                 }
             }
             RErr(e) => {
@@ -102,7 +113,9 @@ impl Runner {
                 self.counts.add_received(lost);
                 self.counts.add_dropped(lost);
                 self.counts.add_failed();
-                log::error!("{}: {e}", self.name);
+                if !std::mem::replace(&mut logged.failed, true) {
+                    log::error!("{}: {e}; {lost} measurements lost", self.name);
+                }
             }
         }
     }

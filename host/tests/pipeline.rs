@@ -186,6 +186,24 @@ fn posted(lines: &[String]) -> u64 {
         .sum()
 }
 
+/// The posted count once the last probes have landed: unchanged for 500 ms
+/// after probing stopped (a probe in flight takes milliseconds).
+fn settled_posted(worker: &Process) -> u64 {
+    let mut last = posted(&worker.stderr().get());
+    let mut since = std::time::Instant::now();
+    let deadline = since + zibrato_testkit::DEADLINE;
+    while since.elapsed() < std::time::Duration::from_millis(500) {
+        assert!(std::time::Instant::now() < deadline, "probes kept arriving");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let now = posted(&worker.stderr().get());
+        if now != last {
+            last = now;
+            since = std::time::Instant::now();
+        }
+    }
+    last
+}
+
 #[test]
 fn each_stop_signal_delivers_what_was_pending() {
     for (signal, name) in [
@@ -210,7 +228,7 @@ fn each_stop_signal_delivers_what_was_pending() {
         );
         let publisher = Publisher::connect(&broker);
         publisher.probe_until("info", || posted(&worker.stderr().get()) > 0);
-        let before = posted(&worker.stderr().get());
+        let before = settled_posted(&worker);
         for _ in 0..1000 {
             publisher.send("info|Counter|pending|1|1764057600|web1");
         }
@@ -520,4 +538,48 @@ fn a_plugin_panicking_at_start_is_one_line_naming_it() {
         assert_eq!(ours.len(), 1, "{op}: {stderr}");
         assert!(ours[0].contains(expected), "{op}: {stderr}");
     }
+}
+
+#[test]
+fn a_plugin_panicking_in_post_is_counted_and_logged_once_per_interval() {
+    let broker = Broker::start();
+    let worker = stdout_json_worker(
+        &broker,
+        "info",
+        &["--plugin", "panicky", "--set", "panicky.panic_in=post"],
+    );
+    let publisher = Publisher::connect(&broker);
+    publisher.probe_until_seen(&worker, "info");
+    for _ in 0..200 {
+        publisher.send("info|Counter|many|1|1764057600|web1");
+    }
+    publisher.send("info|Counter|last|1|1764057600|web1");
+    // The other backend gets everything.
+    worker.wait_stdout("all 201 at stdout", |lines| {
+        counter_total(lines, "many") == 200.0 && counter_total(lines, "last") == 1.0
+    });
+    worker.wait_stderr("panicky's counts after the panics", |lines| {
+        lines
+            .iter()
+            .any(|l| l.contains("panicky: received") && !l.contains("failed 0 "))
+    });
+    let stderr = worker.stderr().get();
+    let errors = stderr
+        .iter()
+        .filter(|l| l.contains("panicky: panicked in post"))
+        .count();
+    let intervals = stderr
+        .iter()
+        .filter(|l| l.contains("panicky: received"))
+        .count();
+    assert!(
+        errors >= 1 && errors <= intervals + 1,
+        "{errors} error lines in {intervals} intervals:\n{}",
+        stderr.join("\n")
+    );
+    let counts = stderr
+        .iter()
+        .rfind(|l| l.contains("panicky: received"))
+        .expect("panicky's counts");
+    assert!(!counts.contains("dropped 0"), "{counts}");
 }
