@@ -282,17 +282,25 @@ pub fn check(gauges: &mut Vec<Gauge>, now: i64, max_age_secs: i64) -> Refused {
             refused.unsendable += 1;
             return false;
         }
-        if now - g.measure_time > max_age_secs {
+        if is_too_old(g.measure_time, now, max_age_secs) {
             refused.too_old += 1;
             return false;
         }
-        if g.measure_time - now > MAX_FUTURE_SECS {
+        // Saturating: a measure time comes from the wire and may be anything.
+        if g.measure_time.saturating_sub(now) > MAX_FUTURE_SECS {
             refused.clamped += 1;
             g.measure_time = now;
         }
         true
     });
     refused
+}
+
+/// Whether a measurement timed `measure_time` is more than `max_age_secs`
+/// old at `now`. Saturating: a measure time comes from the wire and may be
+/// anything, even `i64::MIN`.
+pub fn is_too_old(measure_time: i64, now: i64, max_age_secs: i64) -> bool {
+    now.saturating_sub(measure_time) > max_age_secs
 }
 
 /// Cuts `gauges` into batches of at most `size`.
@@ -459,6 +467,37 @@ mod tests {
         let refused = check(&mut gauges, 8200, 7200);
         assert_eq!(refused.too_old, 1, "{gauges:?}");
         assert_eq!(gauges.len(), 2);
+    }
+
+    #[test]
+    fn check_takes_any_measure_time_without_overflowing() {
+        let g = |time: i64| Gauge {
+            name: "x".into(),
+            source: Some("web".into()),
+            measure_time: time,
+            value: Value::Plain { value: 1.0 },
+        };
+        // `info|Gauge|x|1|-9223372036854775808|web` and its opposite.
+        let mut gauges = vec![g(i64::MIN), g(i64::MAX), g(1000)];
+        let refused = check(&mut gauges, 1000, 7200);
+        assert_eq!(
+            refused,
+            Refused {
+                too_old: 1,
+                unsendable: 0,
+                clamped: 1
+            }
+        );
+        assert_eq!(gauges, vec![g(1000), g(1000)]);
+        // And with a flush time at either end.
+        let mut gauges = vec![g(i64::MIN), g(i64::MAX), g(0)];
+        let refused = check(&mut gauges, i64::MIN, 7200);
+        assert_eq!((refused.too_old, refused.clamped), (0, 2));
+        let mut gauges = vec![g(i64::MIN), g(i64::MAX), g(0)];
+        let refused = check(&mut gauges, i64::MAX, 7200);
+        assert_eq!((refused.too_old, refused.clamped), (2, 0));
+        assert!(is_too_old(i64::MIN, 0, i64::MAX - 1));
+        assert!(!is_too_old(i64::MAX, i64::MIN, 0));
     }
 
     #[test]

@@ -81,22 +81,41 @@ fn parse_http_date(text: &str) -> Option<i64> {
     let year: i64 = parts.next()?.parse().ok()?;
     let mut clock = parts.next()?.split(':').map(|p| p.parse::<i64>().ok());
     let (h, m, s) = (clock.next()??, clock.next()??, clock.next()??);
-    if parts.next()? != "GMT" || !(1..=31).contains(&day) || h > 23 || m > 59 || s > 60 {
+    // An IMF-fixdate's year has four digits: anything else is not a date,
+    // and a huge one would overflow the arithmetic below.
+    if parts.next()? != "GMT"
+        || !(0..=MAX_YEAR).contains(&year)
+        || !(1..=31).contains(&day)
+        || !(0..=23).contains(&h)
+        || !(0..=59).contains(&m)
+        || !(0..=60).contains(&s)
+    {
         return None;
     }
-    Some(days_from_civil(year, month, day) * 86_400 + h * 3600 + m * 60 + s)
+    days_from_civil(year, month, day)?
+        .checked_mul(86_400)?
+        .checked_add(h * 3600 + m * 60 + s)
 }
 
+/// The largest year [`parse_http_date`] reads.
+const MAX_YEAR: i64 = 9999;
+
 /// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's
-/// algorithm).
-fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
-    let year = if month <= 2 { year - 1 } else { year };
+/// algorithm); `None` if it does not fit in an `i64`.
+fn days_from_civil(year: i64, month: i64, day: i64) -> Option<i64> {
+    let year = if month <= 2 {
+        year.checked_sub(1)?
+    } else {
+        year
+    };
     let era = year.div_euclid(400);
-    let year_of_era = year - era * 400;
+    let year_of_era = year.rem_euclid(400);
     let month_index = (month + 9) % 12;
     let day_of_year = (153 * month_index + 2) / 5 + day - 1;
     let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
-    era * 146_097 + day_of_era - 719_468
+    era.checked_mul(146_097)?
+        .checked_add(day_of_era)?
+        .checked_sub(719_468)
 }
 
 #[cfg(test)]
@@ -135,5 +154,29 @@ mod tests {
         );
         assert_eq!(parse_retry_after("soon", now), None);
         assert_eq!(parse_retry_after("999999", now), Some(MAX_RETRY_AFTER));
+    }
+
+    #[test]
+    fn retry_after_dates_with_huge_years_are_ignored_not_a_panic() {
+        let now = UNIX_EPOCH + Duration::from_secs(784_111_777);
+        for value in [
+            "Sun, 06 Nov 9223372036854775807 08:49:37 GMT",
+            "Sun, 06 Jan -9223372036854775808 08:49:37 GMT",
+            "Sun, 06 Nov 100000000000000 08:49:37 GMT",
+            "Sun, 06 Nov 10000 08:49:37 GMT",
+            "Sun, 06 Nov -1 08:49:37 GMT",
+            "Sun, 06 Nov 1994 -1:49:37 GMT",
+        ] {
+            assert_eq!(parse_retry_after(value, now), None, "{value}");
+        }
+        assert_eq!(
+            parse_retry_after("Fri, 31 Dec 9999 23:59:59 GMT", now),
+            Some(MAX_RETRY_AFTER)
+        );
+        assert_eq!(parse_http_date("Thu, 01 Jan 1970 00:00:00 GMT"), Some(0));
+        assert_eq!(
+            parse_http_date("Sat, 01 Jan 0000 00:00:00 GMT"),
+            Some(-62_167_219_200)
+        );
     }
 }
