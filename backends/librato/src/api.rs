@@ -8,11 +8,15 @@ use reqwest::blocking::{Client, Response};
 use reqwest::header::{HeaderValue, LOCATION, RETRY_AFTER};
 use reqwest::{StatusCode, Url};
 use std::fmt::Write as _;
+use std::io::Read as _;
 use std::time::{Duration, SystemTime};
 use zibrato_backend_api::BackendError;
 
 /// The `User-Agent` of every request.
 pub const USER_AGENT: &str = concat!("zibrato/", env!("CARGO_PKG_VERSION"));
+
+/// The most of an error body read: the rest is never downloaded.
+pub const MAX_ERROR_BODY: u64 = 64 * 1024;
 
 /// What became of a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,6 +44,9 @@ pub enum Outcome {
 pub struct Api {
     client: Client,
     url: Url,
+    /// `url` as logged: without its query string (or fragment), where a key
+    /// might be.
+    shown: String,
     username: String,
     token: Secret,
     timeout: Duration,
@@ -48,7 +55,7 @@ pub struct Api {
 impl std::fmt::Debug for Api {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Api")
-            .field("url", &self.url.as_str())
+            .field("url", &self.shown)
             .field("username", &self.username)
             .field("token", &self.token)
             .field("timeout", &self.timeout)
@@ -92,8 +99,12 @@ impl Api {
             .map_err(|e| {
                 BackendError::new(format_args!("cannot make an HTTP client: {}", describe(e)))
             })?;
+        let mut shown = url.clone();
+        shown.set_query(None);
+        shown.set_fragment(None);
         Ok(Api {
             client,
+            shown: shown.into(),
             url,
             username,
             token,
@@ -101,9 +112,10 @@ impl Api {
         })
     }
 
-    /// The endpoint (which holds no credentials).
+    /// The endpoint as logged: it holds no credentials, and its query string
+    /// (where a key might be) is left out.
     pub fn url(&self) -> &str {
-        self.url.as_str()
+        &self.shown
     }
 
     /// The account's email.
@@ -167,7 +179,7 @@ impl Api {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| parse_retry_after(v, SystemTime::now()));
         let location = response.headers().get(LOCATION).map(header_text);
-        let body = response.text().unwrap_or_default();
+        let body = error_body(response);
         let mut why = format!("HTTP {}", status_text(status));
         let detail = error_text(&body);
         if !detail.is_empty() {
@@ -188,6 +200,15 @@ impl Api {
             Outcome::Refused { status, why }
         }
     }
+}
+
+/// At most [`MAX_ERROR_BODY`] bytes of an error body, as text: an endpoint
+/// answering with an endless body must neither fill the memory nor hold up
+/// the sender. A body cut short reads as far as it went.
+fn error_body(response: Response) -> String {
+    let mut bytes = Vec::new();
+    let _ = response.take(MAX_ERROR_BODY).read_to_end(&mut bytes);
+    String::from_utf8_lossy(&bytes).into_owned()
 }
 
 /// `401 Unauthorized`.
@@ -322,6 +343,63 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.contains("https://"), "{e}");
+    }
+
+    #[test]
+    fn logged_urls_leave_the_query_string_out() {
+        let api = Api::new(
+            "http://127.0.0.1:9/v1/metrics?api_key=QS-SECRET-9&x=1#FRAG",
+            "me@example.com".into(),
+            Secret::new("t"),
+            Duration::from_secs(1),
+        )
+        .unwrap();
+        assert_eq!(api.url(), "http://127.0.0.1:9/v1/metrics");
+        let shown = format!("{api:?}");
+        assert!(
+            !shown.contains("QS-SECRET-9") && !shown.contains("FRAG"),
+            "{shown}"
+        );
+        // Requests still carry it.
+        assert_eq!(api.url.query(), Some("api_key=QS-SECRET-9&x=1"));
+    }
+
+    #[test]
+    fn an_endless_error_body_is_read_no_further_than_the_cap() {
+        use std::io::{Read, Write};
+        // Answers 400 with a body announced at 1 GB, sends 70 KiB of it, then
+        // stalls with the connection open.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/v1/metrics", listener.local_addr().unwrap());
+        std::thread::spawn(move || {
+            let (mut stream, _) = listener.accept().unwrap();
+            let mut request = Vec::new();
+            let mut buf = [0u8; 4096];
+            while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                match stream.read(&mut buf) {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => request.extend_from_slice(&buf[..n]),
+                }
+            }
+            let _ = stream.write_all(
+                b"HTTP/1.1 400 Bad Request\r\ncontent-type: text/plain\r\ncontent-length: 1000000000\r\n\r\n",
+            );
+            let _ = stream.write_all(&[b'x'; 70 * 1024]);
+            let _ = stream.flush();
+            std::thread::sleep(Duration::from_secs(30));
+        });
+        let api = Api::new(&url, "me".into(), Secret::new("t"), Duration::from_secs(5)).unwrap();
+        let started = std::time::Instant::now();
+        let outcome = api.post(&[], Duration::from_secs(5));
+        let took = started.elapsed();
+        assert!(took < Duration::from_secs(3), "took {took:?}");
+        match outcome {
+            Outcome::Refused { status, why } => {
+                assert_eq!(status, StatusCode::BAD_REQUEST);
+                assert!(why.starts_with("HTTP 400 Bad Request: xxx"), "{why}");
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

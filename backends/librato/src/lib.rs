@@ -80,6 +80,9 @@ pub struct LibratoBackend {
     batch_size: usize,
     max_pending: usize,
     sender: Option<Sender>,
+    /// Delivered and dropped counts of a sender thread that stopped, for the
+    /// next report.
+    carried: sender::Report,
 }
 
 fn setting(key: &str, message: impl Into<String>) -> BackendError {
@@ -153,6 +156,7 @@ impl Backend for LibratoBackend {
             batch_size: settings.batch_size,
             max_pending: settings.max_pending,
             sender: None,
+            carried: sender::Report::default(),
         })
     }
 
@@ -209,9 +213,10 @@ impl Backend for LibratoBackend {
         gauges.append(&mut self.raw);
         let dropped = self.queue(gauges, now)?;
         let report = self.sender()?.report();
+        let carried = std::mem::take(&mut self.carried);
         Ok(FlushReport {
-            flushed: report.delivered,
-            dropped: dropped + report.dropped,
+            flushed: report.delivered + carried.delivered,
+            dropped: dropped + report.dropped + carried.dropped,
             pending: report.pending + self.rollup.len() as u64,
         })
     }
@@ -225,14 +230,17 @@ impl Backend for LibratoBackend {
             let gauges = self.rollup.drain(time);
             self.queue(gauges, now)?;
         }
-        if let Some(sender) = self.sender.take() {
-            let report = sender.close(self.api.timeout());
-            if report.delivered > 0 || report.dropped > 0 {
-                self.logger.info(format_args!(
-                    "closing: delivered {} more, dropped {}",
-                    report.delivered, report.dropped
-                ));
-            }
+        let carried = std::mem::take(&mut self.carried);
+        let report = match self.sender.take() {
+            Some(sender) => sender.close(self.api.timeout()),
+            None => sender::Report::default(),
+        };
+        let delivered = report.delivered + carried.delivered;
+        let dropped = report.dropped + carried.dropped;
+        if delivered > 0 || dropped > 0 {
+            self.logger.info(format_args!(
+                "closing: delivered {delivered} more, dropped {dropped}"
+            ));
         }
         Ok(())
     }
@@ -242,9 +250,16 @@ impl LibratoBackend {
     /// The sender thread, started on first use.
     fn sender(&mut self) -> Result<&Sender, BackendError> {
         if self.sender.as_ref().is_some_and(Sender::is_stopped) {
-            self.logger
-                .error(format_args!("the sender thread stopped; starting it again"));
-            self.sender = None;
+            if let Some(old) = self.sender.take() {
+                // What it held is lost with it: count it as dropped.
+                let last = old.abandon();
+                self.carried.delivered += last.delivered;
+                self.carried.dropped += last.dropped;
+                self.logger.error(format_args!(
+                    "the sender thread stopped; starting it again ({} measurements it held were dropped)",
+                    last.pending
+                ));
+            }
         }
         if self.sender.is_none() {
             let config = SenderConfig {
@@ -304,3 +319,80 @@ pub(crate) fn unix_now() -> i64 {
 }
 
 zibrato_backend_api::export_backend!(LibratoBackend);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use abi_stable::std_types::RStr;
+    use payload::Value;
+    use zibrato_backend_api::LogLevel;
+
+    extern "C" fn discard(_backend: RStr<'_>, _level: LogLevel, _message: RStr<'_>) {}
+
+    /// A backend posting to a port where nothing listens.
+    fn backend() -> LibratoBackend {
+        let settings = Settings {
+            username: Some("me@example.com".into()),
+            token: Some(Secret::new("tok")),
+            api_url: "http://127.0.0.1:9/v1/metrics".into(),
+            ..Settings::default()
+        };
+        LibratoBackend::new(settings, Logger::new("librato", discard)).unwrap()
+    }
+
+    #[test]
+    fn a_wire_timestamp_at_the_end_of_i64_is_dropped_without_losing_the_interval() {
+        let mut backend = backend();
+        let now = unix_now();
+        // `info|Gauge|x|1|-9223372036854775808|web`, and its opposite.
+        for timestamp in [i64::MIN, i64::MAX, now] {
+            let m = Measurement {
+                level: "info",
+                kind: Kind::Gauge,
+                name: "x",
+                value: 1.0,
+                timestamp,
+                source: Some("web"),
+            };
+            backend.post(&m).unwrap();
+        }
+        let report = backend.flush(now).unwrap();
+        // i64::MIN too old; i64::MAX sent with the flush time, replacing the
+        // reading of `now`.
+        assert_eq!(report.dropped, 1, "{report:?}");
+        assert_eq!(report.flushed + report.pending, 2, "{report:?}");
+    }
+
+    #[test]
+    fn what_a_dead_sender_thread_held_is_counted_as_dropped() {
+        let mut backend = backend();
+        let gauge = Gauge {
+            name: "x".into(),
+            source: None,
+            measure_time: unix_now(),
+            value: Value::Plain { value: 1.0 },
+        };
+        let config = SenderConfig {
+            max_pending: 100,
+            max_age: Duration::from_secs(60),
+        };
+        let dead = Sender::dead_for_test(
+            config,
+            backend.logger.clone(),
+            vec![vec![gauge.clone(); 3], vec![gauge; 4]],
+            2,
+            5,
+        );
+        assert!(dead.is_stopped());
+        backend.sender = Some(dead);
+        let report = backend.flush(unix_now()).unwrap();
+        assert_eq!(
+            (report.flushed, report.dropped, report.pending),
+            (5, 3 + 4 + 2, 0),
+            "{report:?}"
+        );
+        assert!(!backend.sender.as_ref().unwrap().is_stopped());
+        let report = backend.flush(unix_now()).unwrap();
+        assert_eq!((report.flushed, report.dropped), (0, 0), "{report:?}");
+    }
+}

@@ -15,6 +15,9 @@
 //!   text, dropped and counted; the next batch goes on.
 //! - The queue holds at most `max_pending` measurements (those in flight
 //!   included); past that the oldest batches are dropped and counted.
+//! - Closing takes at most the time it is given, in all: a request still in
+//!   flight when that time is up is abandoned (the thread is left to finish
+//!   it alone) and what it carried is counted as dropped.
 //! - A batch is never sent again once the API accepted it. A batch whose
 //!   answer never came (a time-out after the request was written) is sent
 //!   again: every measurement is a gauge with an explicit `measure_time`, and
@@ -22,7 +25,7 @@
 //!   overwrites the same value with itself instead of counting twice.
 
 use crate::api::{Api, Outcome};
-use crate::payload::Gauge;
+use crate::payload::{is_too_old, Gauge};
 use crate::retry::Backoff;
 use crate::unix_now;
 use std::collections::VecDeque;
@@ -31,6 +34,14 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use zibrato_backend_api::Logger;
+
+/// The shortest attempt made while closing: with less time left, closing
+/// stops instead.
+const MIN_ATTEMPT: Duration = Duration::from_millis(100);
+
+/// While closing, the time kept back (at most a tenth of the whole) for the
+/// thread to finish once its last attempt is cut off by the deadline.
+const CLOSE_GRACE: Duration = Duration::from_millis(100);
 
 /// How the sender runs.
 #[derive(Debug, Clone, Copy)]
@@ -70,6 +81,11 @@ struct State {
     run: Run,
     /// Set when draining starts: one immediate attempt, whatever the backoff.
     retry_now: bool,
+    /// Set when the thread has stopped, however it did (a panic included).
+    stopped: bool,
+    /// Set when `close` gave up waiting for the thread: it is to stop without
+    /// touching the counts, which `close` has settled.
+    abandoned: bool,
 }
 
 struct Shared {
@@ -84,6 +100,34 @@ impl Shared {
         // A panic while holding the lock leaves plain data behind: go on.
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
+
+    /// Takes what is queued or in flight out of the books and counts it as
+    /// dropped, for when the thread will not (it stopped, or is given up
+    /// on). Returns how many measurements that was.
+    fn reclaim(state: &mut State, dropped: &AtomicU64) -> u64 {
+        let left = (state.queued + state.in_flight) as u64;
+        state.queue.clear();
+        state.queued = 0;
+        state.in_flight = 0;
+        dropped.fetch_add(left, Relaxed);
+        left
+    }
+}
+
+/// Marks the thread stopped when it ends, even by a panic.
+struct StopGuard(Arc<Shared>);
+
+impl Drop for StopGuard {
+    fn drop(&mut self) {
+        self.0.lock().stopped = true;
+        self.0.changed.notify_all();
+    }
+}
+
+/// `at` after now, or now if that is past what an `Instant` can hold.
+fn after(at: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(at).unwrap_or(now)
 }
 
 /// The handle the backend keeps; dropping it stops the thread without
@@ -113,6 +157,8 @@ impl Sender {
                 in_flight: 0,
                 run: Run::Running,
                 retry_now: false,
+                stopped: false,
+                abandoned: false,
             }),
             changed: Condvar::new(),
             delivered: AtomicU64::new(0),
@@ -128,7 +174,10 @@ impl Sender {
         };
         let handle = std::thread::Builder::new()
             .name("librato-sender".into())
-            .spawn(move || thread.run())?;
+            .spawn(move || {
+                let _stopped = StopGuard(Arc::clone(&thread.shared));
+                thread.run();
+            })?;
         Ok(Sender {
             shared,
             handle: Some(handle),
@@ -186,20 +235,82 @@ impl Sender {
         self.handle.as_ref().is_none_or(JoinHandle::is_finished)
     }
 
-    /// Sends what is queued, for at most `deadline` (one immediate attempt
-    /// first, whatever the backoff), then stops the thread. Returns what
-    /// happened since the last report; `pending` is what was left undelivered.
+    /// Sends what is queued (one immediate attempt first, whatever the
+    /// backoff), then stops the thread, returning within `deadline` in all:
+    /// a request still in flight then (one made before closing, say) is
+    /// abandoned to the thread, which is left to finish it alone. Returns what
+    /// happened since the last report; what was left undelivered is counted
+    /// as dropped, and `pending` is 0.
     pub fn close(mut self, deadline: Duration) -> Report {
-        {
-            let mut state = self.shared.lock();
-            state.run = Run::Draining(Instant::now() + deadline);
-            state.retry_now = true;
-        }
+        let give_up = after(deadline);
+        let grace = (deadline / 10).min(CLOSE_GRACE);
+        let mut state = self.shared.lock();
+        state.run = Run::Draining(after(deadline.saturating_sub(grace)));
+        state.retry_now = true;
         self.shared.changed.notify_all();
-        if let Some(handle) = self.handle.take() {
-            let _ = handle.join();
+        while !state.stopped {
+            let now = Instant::now();
+            if now >= give_up {
+                break;
+            }
+            state = self
+                .shared
+                .changed
+                .wait_timeout(state, give_up - now)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        let stopped = state.stopped;
+        if !stopped {
+            state.run = Run::Abort;
+            state.abandoned = true;
+        }
+        let left = Shared::reclaim(&mut state, &self.shared.dropped);
+        drop(state);
+        self.shared.changed.notify_all();
+        let handle = self.handle.take();
+        if stopped {
+            if let Some(handle) = handle {
+                let _ = handle.join();
+            }
+            if left > 0 {
+                self.logger.error(format_args!(
+                    "the sender thread had stopped: {left} measurements not delivered"
+                ));
+            }
+        } else {
+            // Dropping the handle detaches the thread: it stops when its
+            // request ends, without logging or counting anything.
+            self.logger.error(format_args!(
+                "gave up after {:.1}s waiting for a request in flight: {left} measurements not delivered",
+                deadline.as_secs_f64()
+            ));
         }
         self.report()
+    }
+
+    /// Gives up on a sender whose thread has stopped ([`Sender::is_stopped`]):
+    /// what it held (queued or in flight) is counted as dropped. Returns what
+    /// happened since the last report, that included; `pending` is what was
+    /// lost that way.
+    pub fn abandon(mut self) -> Report {
+        let (lost, stopped) = {
+            let mut state = self.shared.lock();
+            state.run = Run::Abort;
+            state.abandoned = !state.stopped;
+            let lost = Shared::reclaim(&mut state, &self.shared.dropped);
+            (lost, state.stopped)
+        };
+        self.shared.changed.notify_all();
+        if let Some(handle) = self.handle.take() {
+            if stopped {
+                let _ = handle.join();
+            }
+        }
+        Report {
+            pending: lost,
+            ..self.report()
+        }
     }
 }
 
@@ -229,6 +340,9 @@ impl Worker {
             let handed_out = batch.len();
             let back = self.attempt(batch, deadline);
             let mut state = self.shared.lock();
+            if state.abandoned {
+                return;
+            }
             state.in_flight -= handed_out;
             if let Some(batch) = back {
                 state.queued += batch.len();
@@ -236,6 +350,9 @@ impl Worker {
             }
         }
         let mut state = self.shared.lock();
+        if state.abandoned {
+            return;
+        }
         let left = std::mem::take(&mut state.queued);
         state.queue.clear();
         drop(state);
@@ -270,7 +387,8 @@ impl Worker {
                     .unwrap_or_else(|e| e.into_inner());
                 continue;
             }
-            if deadline.is_some_and(|d| now >= d) {
+            // No attempt that would not end by the deadline.
+            if deadline.is_some_and(|d| d.saturating_duration_since(now) < MIN_ATTEMPT) {
                 return None;
             }
             if std::mem::take(&mut state.retry_now) {
@@ -286,7 +404,7 @@ impl Worker {
             state = self
                 .shared
                 .changed
-                .wait_timeout(state, until - now)
+                .wait_timeout(state, until.saturating_duration_since(now))
                 .unwrap_or_else(|e| e.into_inner())
                 .0;
         }
@@ -297,7 +415,7 @@ impl Worker {
         let now = unix_now();
         let max_age = self.config.max_age.as_secs() as i64;
         let before = batch.len();
-        batch.retain(|g| now - g.measure_time <= max_age);
+        batch.retain(|g| !is_too_old(g.measure_time, now, max_age));
         let too_old = before - batch.len();
         if too_old > 0 {
             self.shared.dropped.fetch_add(too_old as u64, Relaxed);
@@ -314,10 +432,15 @@ impl Worker {
                 .api
                 .timeout()
                 .min(d.saturating_duration_since(Instant::now()))
-                .max(Duration::from_millis(100)),
+                .max(Duration::from_millis(1)),
             None => self.api.timeout(),
         };
-        match self.api.post(&batch, timeout) {
+        let outcome = self.api.post(&batch, timeout);
+        if self.shared.lock().abandoned {
+            // `close` gave up on this request and has counted the batch.
+            return None;
+        }
+        match outcome {
             Outcome::Accepted => {
                 self.backoff.succeed();
                 self.shared.delivered.fetch_add(batch.len() as u64, Relaxed);
@@ -346,5 +469,149 @@ impl Worker {
                 None
             }
         }
+    }
+}
+
+#[cfg(test)]
+impl Sender {
+    /// A sender whose thread has stopped (as by a panic) holding `queue` and
+    /// `in_flight` measurements, with `delivered` not yet reported.
+    pub(crate) fn dead_for_test(
+        config: SenderConfig,
+        logger: Logger,
+        queue: Vec<Vec<Gauge>>,
+        in_flight: usize,
+        delivered: u64,
+    ) -> Sender {
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State {
+                queued: queue.iter().map(Vec::len).sum(),
+                queue: queue.into(),
+                in_flight,
+                run: Run::Running,
+                retry_now: false,
+                stopped: false,
+                abandoned: false,
+            }),
+            changed: Condvar::new(),
+            delivered: AtomicU64::new(delivered),
+            dropped: AtomicU64::new(0),
+        });
+        let guard = StopGuard(Arc::clone(&shared));
+        let handle = std::thread::spawn(move || drop(guard));
+        while !handle.is_finished() {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        Sender {
+            shared,
+            handle: Some(handle),
+            config,
+            logger,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::payload::Value;
+    use crate::settings::Secret;
+    use abi_stable::std_types::RStr;
+    use std::io::Read;
+    use std::net::TcpListener;
+    use zibrato_backend_api::LogLevel;
+
+    extern "C" fn discard(_backend: RStr<'_>, _level: LogLevel, _message: RStr<'_>) {}
+
+    fn gauges(n: usize, measure_time: i64) -> Vec<Gauge> {
+        vec![
+            Gauge {
+                name: "x".into(),
+                source: None,
+                measure_time,
+                value: Value::Plain { value: 1.0 },
+            };
+            n
+        ]
+    }
+
+    fn sender(url: &str, timeout: Duration) -> Sender {
+        let api = Api::new(url, "me".into(), Secret::new("tok"), timeout).unwrap();
+        let config = SenderConfig {
+            max_pending: 1000,
+            max_age: Duration::from_secs(3600),
+        };
+        Sender::start(api, config, Logger::new("librato", discard)).unwrap()
+    }
+
+    #[test]
+    fn a_measure_time_at_the_end_of_i64_is_dropped_not_a_dead_thread() {
+        // Nothing listens there; the batch is dropped before any request.
+        let sender = sender("http://127.0.0.1:9/v1/metrics", Duration::from_secs(1));
+        assert_eq!(sender.send(vec![gauges(2, i64::MIN)]), 0);
+        let report = sender.close(Duration::from_secs(2));
+        assert_eq!(
+            report,
+            Report {
+                delivered: 0,
+                dropped: 2,
+                pending: 0
+            }
+        );
+    }
+
+    #[test]
+    fn close_returns_within_its_deadline_despite_a_request_in_flight() {
+        // An endpoint that takes the request and never answers.
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/v1/metrics", listener.local_addr().unwrap());
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let (mut stream, _) = listener.accept().unwrap();
+            let mut buf = [0u8; 4096];
+            let _ = stream.read(&mut buf);
+            tx.send(()).unwrap();
+            // Hold the connection open, silent, until the test ends.
+            std::thread::sleep(Duration::from_secs(30));
+        });
+        let sender = sender(&url, Duration::from_secs(20));
+        sender.send(vec![gauges(3, unix_now())]);
+        rx.recv_timeout(Duration::from_secs(10))
+            .expect("the request was sent");
+        let started = Instant::now();
+        let report = sender.close(Duration::from_millis(500));
+        let took = started.elapsed();
+        assert!(took < Duration::from_millis(800), "close took {took:?}");
+        assert_eq!(
+            report,
+            Report {
+                delivered: 0,
+                dropped: 3,
+                pending: 0
+            }
+        );
+    }
+
+    #[test]
+    fn abandoning_a_dead_sender_counts_what_it_held() {
+        let dead = Sender::dead_for_test(
+            SenderConfig {
+                max_pending: 100,
+                max_age: Duration::from_secs(60),
+            },
+            Logger::new("librato", discard),
+            vec![gauges(2, 0)],
+            1,
+            4,
+        );
+        assert!(dead.is_stopped());
+        assert_eq!(
+            dead.abandon(),
+            Report {
+                delivered: 4,
+                dropped: 3,
+                pending: 3
+            }
+        );
     }
 }
