@@ -1,23 +1,12 @@
 //! Helpers shared by the broker's integration tests.
 #![allow(dead_code)]
 
-use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
 /// How long anything in a test may take before it counts as a failure.
 pub const DEADLINE: Duration = Duration::from_secs(10);
 
-/// A free port `p` (on 127.0.0.1) such that `p + 1` is free too.
-pub fn free_port_pair() -> u16 {
-    for _ in 0..200 {
-        let first = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
-        let port = first.local_addr().expect("local address").port();
-        if port < u16::MAX && TcpListener::bind(("127.0.0.1", port + 1)).is_ok() {
-            return port;
-        }
-    }
-    panic!("no two consecutive free ports found");
-}
+pub use zibrato_testkit::free_port_pair;
 
 /// A PUB socket connected to `endpoint`.
 pub fn publisher(ctx: &zmq::Context, endpoint: &str) -> zmq::Socket {
