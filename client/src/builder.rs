@@ -179,17 +179,21 @@ impl Builder {
     }
 
     /// How long [`Zibrato::flush`] and dropping the last handle wait for
-    /// queued measurements to be handed to ZeroMQ and sent (default 2 s).
+    /// queued measurements to be handed to ZeroMQ (default 2 s). On close,
+    /// what remains of it is ZeroMQ's own linger, to put what it was handed
+    /// on the wire; neither can confirm that a worker received it.
     pub fn linger(mut self, linger: Duration) -> Builder {
         self.linger = linger;
         self
     }
 
     /// How long measurements are held, after connecting or after the last
-    /// subscription went away, waiting for a subscription to their level
-    /// (default 1 s). Holding ends earlier, shortly after the broker's
-    /// subscriptions have arrived. `Duration::ZERO` turns holding off, as in
-    /// Zibrato 0.2, where early measurements were lost.
+    /// subscription went away (including when the connection to the broker
+    /// drops), waiting for a subscription to their level (default 1 s): to
+    /// ride out a broker restart, make it longer than the restart takes.
+    /// Holding ends earlier, shortly after the broker's subscriptions have
+    /// arrived. `Duration::ZERO` turns holding off, as in Zibrato 0.2, where
+    /// early measurements were lost.
     pub fn hold(mut self, hold: Duration) -> Builder {
         self.hold = hold;
         self
@@ -338,6 +342,14 @@ fn connect(
         socket.set_ipv6(true).map_err(err("IPv6"))?;
     }
     set_xpub_nodrop(&mut socket).map_err(err("XPUB_NODROP"))?;
+    // A pipe to the broker only while connected: when the connection drops,
+    // ZeroMQ removes the pipe and with it the subscriptions it carried, and
+    // the socket reports each as an unsubscription (`\x00topic`), so the
+    // I/O thread learns that nobody listens any more and holds again. With
+    // the default (0) the pipe and its subscriptions outlive the connection:
+    // lines sent during an outage would queue in it and reach a restarted
+    // broker before any worker had subscribed there, and be dropped by it.
+    socket.set_immediate(true).map_err(err("IMMEDIATE"))?;
     socket.connect(endpoint).map_err(|source| Error::Connect {
         endpoint: endpoint.to_owned(),
         source,

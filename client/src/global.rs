@@ -5,6 +5,8 @@
 //! `127.0.0.1:5550`). A static is never dropped, so the default client is
 //! closed, with its linger, by an `atexit` handler when the program exits:
 //! a short-lived program does not lose what its decorated functions recorded.
+//! Measurements that threads still running record after that are counted
+//! `dropped_at_close`.
 
 use crate::{Builder, Zibrato};
 use std::sync::OnceLock;
@@ -54,8 +56,8 @@ pub fn default_client() -> Option<&'static Zibrato> {
 }
 
 /// Hands everything the default client has queued to ZeroMQ, waiting up to
-/// its linger. False if that did not finish in time, or if there is no
-/// default client.
+/// its linger. False if that did not finish in time, if there is no default
+/// client, or once it has been closed at exit.
 pub fn flush_default() -> bool {
     DEFAULT
         .get()

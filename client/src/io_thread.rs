@@ -12,11 +12,15 @@
 //! 4. answers flush requests, and on shutdown keeps going until everything is
 //!    handed over or the linger runs out;
 //! 5. sleeps in `zmq_poll` on the socket and the waker when there is nothing
-//!    to do.
+//!    new to do, until the nearest deadline (end of holding, end of the
+//!    linger, next retry of a backlog ZeroMQ pushed back on); it never spins
+//!    on a flush or shutdown that has to wait.
 //!
 //! Holding (the slow-joiner fix): a `PUB`/`XPUB` socket drops whatever it is
 //! given before a subscriber's subscription has reached it. So from the start,
-//! and again whenever the last subscription goes away (a broker restart), the
+//! and again whenever the last subscription goes away (the last worker left,
+//! or the connection to the broker dropped: with `ZMQ_IMMEDIATE` ZeroMQ then
+//! removes the pipe and reports its subscriptions as unsubscriptions), the
 //! client holds measurements of levels nobody subscribes to yet, in a bounded
 //! buffer. A subscription arriving releases its level's lines. Holding ends
 //! `settle` after the first subscription arrives (the broker sends all it knows
@@ -53,6 +57,12 @@ const DRAIN_PER_TURN: usize = 4096;
 const GATHER: Duration = Duration::from_micros(200);
 /// Longest sleep when nothing has a deadline.
 const IDLE_POLL: Duration = Duration::from_millis(500);
+/// How long the thread first waits before retrying when ZeroMQ pushed back
+/// (high-water mark reached), and the longest it waits as the backlog stays
+/// stuck. An `XPUB` socket always reports `POLLOUT`, so polling for it
+/// cannot tell when there is room again.
+const STALL_FIRST: Duration = Duration::from_millis(1);
+const STALL_MAX: Duration = Duration::from_millis(10);
 
 /// A frame being filled with lines of one level.
 struct Frame {
@@ -83,6 +93,9 @@ pub(crate) struct IoThread {
     frames: Vec<Frame>,
     /// Frames ZeroMQ pushed back on (high-water mark reached), in order.
     backlog: VecDeque<(Vec<u8>, u64)>,
+    /// How long to wait before retrying the backlog; grows while it stays
+    /// stuck.
+    stall: Duration,
     /// Lines taken from the queue so far.
     popped: u64,
     /// A flush request being served: its ticket and the `popped` count that
@@ -113,6 +126,7 @@ impl IoThread {
             hold: Hold::default(),
             frames: Vec::new(),
             backlog: VecDeque::new(),
+            stall: STALL_FIRST,
             popped: 0,
             flush: None,
             flush_done: 0,
@@ -135,7 +149,11 @@ impl IoThread {
             if self.shutdown_due() {
                 break;
             }
-            if drained == DRAIN_PER_TURN || busy || self.flush_pending() {
+            // A flush or a shutdown that cannot finish yet (lines held for a
+            // subscription, or a backlog ZeroMQ does not take) is no reason
+            // to spin: `sleep` waits for its deadline, a subscription or the
+            // next retry.
+            if drained == DRAIN_PER_TURN || busy {
                 continue;
             }
             if drained > 0 {
@@ -238,9 +256,10 @@ impl IoThread {
         n
     }
 
-    /// A flush request is waiting to be answered.
-    fn flush_pending(&self) -> bool {
-        self.shared.flush_requested.load(Ordering::Acquire) > self.flush_done
+    /// A flush request came in that `serve_flush` has not looked at yet.
+    fn new_flush_request(&self) -> bool {
+        let seen = self.flush.map_or(self.flush_done, |(ticket, _)| ticket);
+        self.shared.flush_requested.load(Ordering::Acquire) > seen
     }
 
     fn route(&mut self, line: &Line) {
@@ -348,6 +367,9 @@ impl IoThread {
             self.backlog.pop_front();
             progressed = true;
         }
+        if progressed || self.backlog.is_empty() {
+            self.stall = STALL_FIRST;
+        }
         progressed
     }
 
@@ -385,33 +407,43 @@ impl IoThread {
         (self.shared.queue.is_empty() && self.settled()) || now >= close_at
     }
 
-    /// Waits in `zmq_poll` for a subscription, a wake-up or a deadline.
+    /// Waits in `zmq_poll` for a subscription, a wake-up, the next retry of
+    /// a stuck backlog, or a deadline (end of holding, end of the linger).
+    ///
+    /// It never returns at once unless there is something new to do: lines
+    /// to drain (when the backlog does not block draining), a flush request
+    /// or a shutdown not yet looked at. A flush or shutdown already under way
+    /// that waits for held lines or for ZeroMQ sleeps like anything else.
     fn sleep(&mut self) {
         let now = Instant::now();
         let mut timeout = IDLE_POLL;
         for deadline in [self.hold_until, self.close_at].into_iter().flatten() {
             timeout = timeout.min(deadline.saturating_duration_since(now));
         }
-        if !self.backlog.is_empty() {
-            timeout = timeout.min(Duration::from_millis(1));
+        let stalled = !self.backlog.is_empty();
+        if stalled {
+            // Back off while ZeroMQ keeps pushing back: 1, 2, 4, ... 10 ms.
+            timeout = timeout.min(self.stall);
+            self.stall = (self.stall * 2).min(STALL_MAX);
         }
         let waker = self.shared.waker.poll_item();
         if waker.is_none() {
             timeout = timeout.min(Duration::from_millis(1));
         }
 
-        self.shared.sleeping.store(true, Ordering::Relaxed);
+        // While the backlog is stuck the queue is not drained, so new
+        // measurements need not wake the thread: it does not say it sleeps
+        // (flush requests and shutdown wake it through the waker anyway).
+        if !stalled {
+            self.shared.sleeping.store(true, Ordering::Relaxed);
+        }
         // Pairs with the fence in `Shared::wake_if_sleeping`.
         fence(Ordering::SeqCst);
-        let pending = !self.shared.queue.is_empty()
-            || self.shared.shutdown.load(Ordering::Acquire)
-            || self.flush_pending();
+        let pending = (!stalled && !self.shared.queue.is_empty())
+            || (self.close_at.is_none() && self.shared.shutdown.load(Ordering::Acquire))
+            || self.new_flush_request();
         if !pending {
-            let mut events = zmq::POLLIN;
-            if !self.backlog.is_empty() {
-                events |= zmq::POLLOUT;
-            }
-            let socket_item = self.socket.as_poll_item(events);
+            let socket_item = self.socket.as_poll_item(zmq::POLLIN);
             let millis = timeout.as_millis().clamp(1, i64::MAX as u128) as i64;
             let result = match waker {
                 Some(waker) => zmq::poll(&mut [socket_item, waker], millis),
@@ -429,6 +461,11 @@ impl IoThread {
     /// of the linger so ZeroMQ can still deliver what it was given.
     fn close(mut self) {
         let io = &self.shared.counters.io;
+        let requested = self.shared.flush_requested.load(Ordering::Acquire);
+        // Pairs with the fence in `Shared::after_push`: a line pushed from
+        // now on is either taken below or reclaimed by its caller.
+        self.shared.closed.store(true, Ordering::SeqCst);
+        fence(Ordering::SeqCst);
         let mut left = 0u64;
         while self.shared.queue.pop().is_some() {
             left += 1;
@@ -453,7 +490,14 @@ impl IoThread {
         // Ends the context if the client owns it: this is where ZeroMQ's
         // linger delivers what is still in its pipes.
         drop(self.context.take());
-        self.shared.complete_flush(u64::MAX);
+        // Flushes made before this point are done if nothing was left;
+        // otherwise (and for later ones) their callers see the shutdown and
+        // report failure.
+        self.shared.complete_flush(if left == 0 {
+            requested
+        } else {
+            self.flush_done
+        });
     }
 }
 

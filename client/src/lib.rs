@@ -67,16 +67,43 @@
 //!
 //! # Promises
 //!
-//! - A metric call never blocks, never panics and returns nothing to handle.
-//!   Whatever cannot be delivered is dropped and counted, by reason, in
+//! - A metric call never blocks on the network, the broker or the I/O
+//!   thread's progress, never panics and returns nothing to handle. Whatever
+//!   cannot be delivered is dropped and counted, by reason, in
 //!   [`Zibrato::stats`].
-//! - After a thread's first measurement, recording costs no heap allocation
-//!   (pinned by `tests/alloc_free.rs`), unless a single line exceeds 116 bytes.
+//! - After a thread's first measurement to a client, recording costs no heap
+//!   allocation and takes no lock (pinned by `tests/alloc_free.rs`), except:
+//!   - a single line longer than 116 bytes is formatted on the heap;
+//!   - a thread recording to more than 4 clients keeps state for 4: each
+//!     switch to a client it holds none for evicts one (round-robin), which
+//!     allocates a counter block and takes that client's counters `Mutex`
+//!     (and the evicted one's);
+//!   - the first call for a level after each subscription change (a worker
+//!     or broker coming or going), per thread and cached level, takes the
+//!     subscription set's `RwLock` for reading, and can wait while the I/O
+//!     thread copies the new set in under the write lock (a few topics: a
+//!     short copy);
+//!   - levels longer than 30 bytes are not cached and take that read lock on
+//!     every call, as does a level that has been pushed out of the thread's
+//!     cache of 8 levels per client (round-robin) when it comes back.
 //! - A level no worker subscribes to costs a few nanoseconds and is counted
 //!   as `filtered`, not lost.
 //! - A program that records and exits at once, with the broker and a worker
 //!   up, loses nothing: dropping the last handle (or [`Zibrato::flush`]) waits,
-//!   up to the linger, until everything has been handed to ZeroMQ and sent.
+//!   up to the linger, until everything has been handed to ZeroMQ; closing
+//!   then gives ZeroMQ the rest of the linger to put it on the wire. Neither
+//!   can confirm delivery: ZeroMQ's `PUB`/`SUB` has no acknowledgements.
+//! - A broker restart loses nothing recorded once the client has seen the
+//!   connection drop (typically within milliseconds of the broker going
+//!   away): such measurements are held, bounded by [`Builder::hold`] and
+//!   [`Builder::hold_capacity`], and sent once a worker's subscription
+//!   reaches the client through the restarted broker; if the hold runs out
+//!   or fills up first they are counted `dropped_unsubscribed` /
+//!   `dropped_hold_full`. Not covered: what was handed to ZeroMQ before the
+//!   client saw the drop (in ZeroMQ's pipe or the kernel's socket buffers
+//!   as the connection died) is lost and stays counted `sent`; after a broker
+//!   restart, a level whose worker resubscribes more than 50 ms after the
+//!   first subscription arrived is filtered from then until it does.
 //! - `|` and line breaks in a level, name or source are replaced with `_`.
 //!
 //! # Design
@@ -108,12 +135,21 @@
 //!   [`Zibrato::stats`].
 //! - **Slow joiners.** ZeroMQ's `PUB` side drops everything sent before a
 //!   subscription reached it. From the start, and again whenever the last
-//!   subscription goes away (broker restart), the client queues every level
-//!   and the I/O thread holds lines of levels with no subscriber yet, in a
-//!   bounded buffer ([`Builder::hold_capacity`]). A subscription releases its
-//!   level's lines. Holding ends 50 ms after the first subscription arrives
-//!   (the broker sends all of them at once) or after [`Builder::hold`]
-//!   (default 1 s); what is then still held is counted `dropped_unsubscribed`.
+//!   subscription goes away (the last worker left, or the connection to the
+//!   broker dropped), the client queues every level and the I/O thread holds
+//!   lines of levels with no subscriber yet, in a bounded buffer
+//!   ([`Builder::hold_capacity`]). A subscription releases its level's lines.
+//!   Holding ends 50 ms after the first subscription arrives (the broker
+//!   sends all of them at once) or after [`Builder::hold`] (default 1 s);
+//!   what is then still held is counted `dropped_unsubscribed`.
+//! - **Broker restarts.** The socket is set to `ZMQ_IMMEDIATE`, so ZeroMQ
+//!   keeps a pipe to the broker only while connected. When the connection
+//!   drops, the pipe and the subscriptions that came through it go, the
+//!   socket reports each as an unsubscription, and the client holds again:
+//!   nothing is sent into a pipe that would deliver it to a restarted broker
+//!   before any worker has subscribed there (which the broker would drop).
+//!   When the broker is back, the workers' subscriptions reach the client
+//!   through it and release what was held.
 //! - **Batching.** Each turn the I/O thread drains up to 4096 lines and packs
 //!   those of one level into one frame, `\n`-separated, up to
 //!   [`Builder::max_frame_bytes`], then sends all open frames. Idle, the
@@ -127,12 +163,18 @@
 //! - **Back-pressure.** The socket is set to `XPUB_NODROP`, so when ZeroMQ's
 //!   high-water mark is reached the I/O thread waits instead of ZeroMQ
 //!   dropping silently; the backlog then builds up in the bounded queue,
-//!   where any loss is counted.
+//!   where any loss is counted. An `XPUB` socket cannot say when it has room
+//!   again, so the thread retries after 1 ms, doubling up to 10 ms while
+//!   ZeroMQ keeps pushing back, and sleeps in between.
 //! - **Flush and close.** [`Zibrato::flush`] waits (up to the linger) until
 //!   everything queued before it has been handed to ZeroMQ. Dropping the last
 //!   handle does the same, then closes the socket with the rest of the linger
 //!   so that ZeroMQ sends what it holds. The default client is closed the same
-//!   way by an `atexit` handler.
+//!   way by an `atexit` handler; measurements other threads record after that
+//!   are counted `dropped_at_close`, and [`flush_default`] returns false. A
+//!   flush or close that waits on held lines or on ZeroMQ sleeps until a
+//!   subscription, the next retry or its deadline; one that timed out is
+//!   finished by the I/O thread in the same way, without spinning.
 
 #![warn(missing_docs)]
 
@@ -331,7 +373,9 @@ impl Zibrato {
 
     /// Waits until everything recorded so far has been handed to ZeroMQ,
     /// including what is held for subscriptions, for at most the linger.
-    /// True if it finished in time.
+    /// True if it finished in time; false once the client has been closed
+    /// (the default client, at exit). It cannot confirm delivery: ZeroMQ
+    /// sends what it was handed in the background.
     ///
     /// Unlike the metric calls this blocks; call it where a program is about
     /// to exit without dropping its client (or use [`flush_default`]).
@@ -383,6 +427,10 @@ impl Zibrato {
     ) {
         let shared = &self.inner.shared;
         let done = local::with_client(self.inner.id, shared, |local| {
+            if shared.shutdown.load(Ordering::Relaxed) {
+                bump_owned(&local.counters.at_close);
+                return false;
+            }
             if !local.queues(shared, level) {
                 bump_owned(&local.counters.filtered);
                 return false;
@@ -400,8 +448,9 @@ impl Zibrato {
             Some(queued) => queued,
             None => self.record_slowly(level, kind, name, value, source),
         };
-        if queued {
-            shared.wake_if_sleeping();
+        if queued && shared.after_push() {
+            // Pushed as the client closed, after its last look at the queue.
+            bump_shared(&shared.counters.retired.at_close);
         }
     }
 
@@ -417,6 +466,10 @@ impl Zibrato {
     ) -> bool {
         let shared = &self.inner.shared;
         let counters = &shared.counters.retired;
+        if shared.shutdown.load(Ordering::Relaxed) {
+            bump_shared(&counters.at_close);
+            return false;
+        }
         if !shared.subscriptions.queues(level) {
             bump_shared(&counters.filtered);
             return false;
@@ -467,6 +520,80 @@ mod tests {
         send_sync::<Timer<'static>>();
         send_sync::<CountGuard<'static>>();
         send_sync::<Sourced<'static>>();
+    }
+
+    /// A client with no broker that holds everything: what was queued is
+    /// still there when it closes.
+    fn closing_client() -> Zibrato {
+        Zibrato::builder()
+            .port(1)
+            .hold(Duration::from_secs(600))
+            .linger(Duration::from_millis(10))
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn after_the_client_was_closed_records_count_as_lost_and_flush_fails() {
+        let z = closing_client();
+        z.count("info", "early", 1);
+        // What the exit handler does to the default client while other
+        // handles (the static) remain.
+        z.inner.close();
+        let before = z.stats();
+        for i in 0..10 {
+            z.count("info", "late", i);
+            let _t = z.time("info", "late.timer");
+        }
+        let after = z.stats();
+        assert_eq!(after.queued, before.queued, "{after:?}");
+        assert_eq!(after.dropped_at_close - before.dropped_at_close, 20);
+        assert!(!z.flush(), "nothing can be flushed once closed");
+        assert_eq!(after.queued, after.sent + after.dropped() - 20, "{after:?}");
+    }
+
+    #[test]
+    fn every_record_racing_the_close_is_accounted_for() {
+        use std::sync::atomic::{AtomicBool, AtomicU64};
+        let z = closing_client();
+        let stop = Arc::new(AtomicBool::new(false));
+        let recorded = Arc::new(AtomicU64::new(0));
+        let threads: Vec<_> = (0..3)
+            .map(|_| {
+                let (z, stop, recorded) = (z.clone(), stop.clone(), recorded.clone());
+                std::thread::spawn(move || {
+                    let mut n = 0u64;
+                    while !stop.load(Ordering::Relaxed) {
+                        z.count("info", "racing", n);
+                        n += 1;
+                    }
+                    recorded.fetch_add(n, Ordering::Relaxed);
+                })
+            })
+            .collect();
+        let until = std::time::Instant::now() + Duration::from_secs(30);
+        while z.stats().queued < 1000 {
+            assert!(std::time::Instant::now() < until);
+            std::thread::yield_now();
+        }
+        z.inner.close();
+        // Records after the close, for sure.
+        let closed_at = z.stats();
+        while z.stats().dropped() + z.stats().queued < closed_at.dropped() + closed_at.queued + 1000
+        {
+            assert!(std::time::Instant::now() < until);
+            std::thread::yield_now();
+        }
+        stop.store(true, Ordering::Relaxed);
+        for t in threads {
+            t.join().unwrap();
+        }
+        let stats = z.stats();
+        assert_eq!(
+            recorded.load(Ordering::Relaxed),
+            stats.sent + stats.filtered + stats.dropped(),
+            "every measurement ends sent, filtered or dropped: {stats:?}"
+        );
     }
 
     #[test]

@@ -48,7 +48,9 @@ pub(crate) enum Line {
 impl Line {
     /// Formats `level|type|name|value|timestamp|source`, replacing `|` and
     /// line breaks with `_`, an empty level or name with `_`, a missing or
-    /// empty source with `not_specified` and a non-finite value with `0`.
+    /// empty source with `not_specified`, a non-finite value with `0`, and a
+    /// timestamp outside 1970–9999 with the nearest bound (as the codec
+    /// does, so that every line sent parses).
     #[inline]
     pub(crate) fn encode(
         level: &str,
@@ -71,7 +73,7 @@ impl Line {
             Value::Seconds(d) => w.seconds(d),
         }
         w.byte(b'|');
-        w.integer(timestamp);
+        w.integer(timestamp.clamp(0, zibrato_backend_api::codec::MAX_TIMESTAMP));
         w.byte(b'|');
         match source {
             Some(source) if !source.is_empty() => w.field(source),
@@ -405,7 +407,8 @@ mod tests {
             Some("a|b\r"),
             -5,
         );
-        assert_eq!(line.as_bytes(), b"in_fo|Gauge|x_y|0|-5|a_b_");
+        // A timestamp before 1970 is sent as 0, which the codec accepts.
+        assert_eq!(line.as_bytes(), b"in_fo|Gauge|x_y|0|0|a_b_");
         assert_eq!(line.level(), b"in_fo");
     }
 

@@ -24,6 +24,10 @@ pub(crate) struct Shared {
     pub(crate) waker: Waker,
     /// Set when the last handle is dropped (or the process exits).
     pub(crate) shutdown: AtomicBool,
+    /// Set by the I/O thread just before it takes what is left in the queue
+    /// for the last time: a line pushed after that is reclaimed by its caller
+    /// (see `after_push`).
+    pub(crate) closed: AtomicBool,
     /// Flush requests made so far.
     pub(crate) flush_requested: AtomicU64,
     /// Flush requests completed so far, with the condition flushers wait on.
@@ -40,26 +44,44 @@ impl Shared {
             sleeping: AtomicBool::new(false),
             waker,
             shutdown: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
             flush_requested: AtomicU64::new(0),
             flush_done: Mutex::new(0),
             flush_cv: Condvar::new(),
         }
     }
 
-    /// Wakes the I/O thread if it is asleep; costs a fence and a load when it
-    /// is awake, which is always the case under load.
+    /// After a caller pushed a line: wakes the I/O thread if it is asleep,
+    /// and if the client closed meanwhile, takes a line back out of the queue
+    /// (true if it did: the caller counts it lost at close). Costs a fence and
+    /// two loads of a line the callers only read, in the usual case.
     #[inline]
-    pub(crate) fn wake_if_sleeping(&self) {
-        // Pairs with the fence in `IoThread::sleep`: either the I/O thread sees
-        // what was just queued, or this thread sees it sleeping.
+    pub(crate) fn after_push(&self) -> bool {
+        // Pairs with the fences in `IoThread::sleep` and `IoThread::close`:
+        // either the I/O thread sees what was just queued, or this thread
+        // sees it sleeping (or closed).
         fence(Ordering::SeqCst);
+        if self.closed.load(Ordering::Relaxed) {
+            return self.reclaim();
+        }
         if self.sleeping.load(Ordering::Relaxed) && self.sleeping.swap(false, Ordering::Relaxed) {
             self.waker.wake();
         }
+        false
+    }
+
+    /// A line was pushed after the I/O thread emptied the queue for the last
+    /// time: nobody else will take it. Whichever line comes out, each is
+    /// counted once, by whoever takes it.
+    #[cold]
+    fn reclaim(&self) -> bool {
+        self.queue.pop().is_some()
     }
 
     /// Asks the I/O thread to hand everything queued so far to ZeroMQ, and
-    /// waits for it up to `timeout`. True if it was done in time.
+    /// waits for it up to `timeout`. True if it was done in time; false once
+    /// the client is closing or closed (unless the close itself handed over
+    /// everything this flush covers).
     pub(crate) fn flush(&self, timeout: Duration) -> bool {
         let ticket = self.flush_requested.fetch_add(1, Ordering::AcqRel) + 1;
         self.waker.wake();

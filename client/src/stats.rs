@@ -13,6 +13,11 @@ use std::sync::{Arc, Mutex, PoisonError};
 /// Every measurement recorded is, in the end, exactly one of: `sent`,
 /// `filtered`, or one of the `dropped_*` counts (the remainder is still on its
 /// way: queued, held or in a frame being sent).
+///
+/// A snapshot taken while measurements are being recorded is not exact: the
+/// counters are read one after the other as lines move on, so for a moment
+/// `sent` may even exceed `queued`. Once the client is idle (after
+/// [`crate::Zibrato::flush`], say) the counts add up.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Stats {
@@ -36,7 +41,9 @@ pub struct Stats {
     pub dropped_unsubscribed: u64,
     /// Lost because ZeroMQ refused them (the socket was closing).
     pub dropped_send_failed: u64,
-    /// Still queued or held when the client was closed and the linger ran out.
+    /// Still queued or held when the client was closed and the linger ran
+    /// out, or recorded after it was closed (the default client is closed at
+    /// exit while other threads may still record).
     pub dropped_at_close: u64,
 }
 
@@ -57,6 +64,9 @@ pub(crate) struct ThreadCounters {
     pub(crate) filtered: AtomicU64,
     pub(crate) queued: AtomicU64,
     pub(crate) queue_full: AtomicU64,
+    /// Recorded after the client was closed (the default client, at exit,
+    /// while other threads still run).
+    pub(crate) at_close: AtomicU64,
 }
 
 impl ThreadCounters {
@@ -64,6 +74,7 @@ impl ThreadCounters {
         stats.filtered += self.filtered.load(Ordering::Relaxed);
         stats.queued += self.queued.load(Ordering::Relaxed);
         stats.dropped_queue_full += self.queue_full.load(Ordering::Relaxed);
+        stats.dropped_at_close += self.at_close.load(Ordering::Relaxed);
     }
 
     fn fold_into(&self, other: &ThreadCounters) {
@@ -76,6 +87,9 @@ impl ThreadCounters {
         other
             .queue_full
             .fetch_add(self.queue_full.load(Ordering::Relaxed), Ordering::Relaxed);
+        other
+            .at_close
+            .fetch_add(self.at_close.load(Ordering::Relaxed), Ordering::Relaxed);
     }
 }
 
@@ -150,8 +164,12 @@ impl Counters {
     /// Adds everything up.
     pub(crate) fn snapshot(&self) -> Stats {
         let mut stats = Stats::default();
-        // Sent before queued is read, so that a reader never sees more sent
-        // than queued.
+        // The counters are read one by one, with no lock against the threads
+        // that write them: a snapshot taken while measurements are moving is
+        // not a consistent cut. In particular `sent` can exceed `queued` for
+        // a moment, since a caller counts a line `queued` only after pushing
+        // it, and the I/O thread may have sent it by then. Once the client is
+        // idle (say after a flush), the counts add up.
         let io = &self.io;
         stats.sent = io.sent.load(Ordering::Relaxed);
         stats.frames = io.frames.load(Ordering::Relaxed);
