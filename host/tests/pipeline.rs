@@ -583,3 +583,52 @@ fn a_plugin_panicking_in_post_is_counted_and_logged_once_per_interval() {
         .expect("panicky's counts");
     assert!(!counts.contains("dropped 0"), "{counts}");
 }
+
+#[test]
+fn a_config_file_sets_the_worker_and_its_backends_and_flags_win() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("worker.toml");
+    let broker = Broker::start();
+    std::fs::write(
+        &config,
+        format!(
+            "[worker]\nplugins = [\"stdout\"]\nlevels = [\"debug\"]\nflush = 0.2\nport = {}\n\n\
+             [backends.stdout]\nformat = \"text\"\n",
+            broker.worker_port()
+        ),
+    )
+    .unwrap();
+    // The file says text and debug; the flags say json and info.
+    let (status, _, stderr) = Worker::run(&[
+        "--config",
+        config.to_str().unwrap(),
+        "--set",
+        "stdout.formt=json",
+    ]);
+    assert_eq!(
+        status.code(),
+        Some(1),
+        "a bad key from --set is named: {stderr}"
+    );
+    assert!(stderr.contains("formt"), "{stderr}");
+    let worker = Worker::start_on(
+        broker.worker_port(),
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "--levels",
+            "info",
+            "--set",
+            "stdout.format=json",
+        ],
+        &[],
+    );
+    let publisher = Publisher::connect(&broker);
+    publisher.probe_until_seen(&worker, "info");
+    publisher.send("debug|Counter|from.debug|1|1764057600|web1");
+    publisher.send("info|Counter|from.info|1|1764057600|web1");
+    worker.wait_stdout("the info counter, as JSON", |lines| {
+        counter_total(lines, "from.info") == 1.0
+    });
+    assert_eq!(counter_total(&worker.stdout().get(), "from.debug"), 0.0);
+}
