@@ -53,11 +53,31 @@ pub fn bin(name: &str) -> PathBuf {
 }
 
 /// A port `p` such that `p` and `p + 1` are both free now.
+///
+/// Picked below Linux's ephemeral range (32768 and up by default), where the
+/// source ports of outgoing connections — ZeroMQ's reconnecting peers among
+/// them — are taken from, so that none of those can grab it before the broker
+/// binds it. Parallel tests pick at random and check, and [`Broker::start`]
+/// tries again should two still collide.
 pub fn free_port_pair() -> u16 {
-    for _ in 0..200 {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
-        let port = listener.local_addr().expect("local address").port();
-        if port < 65535 && TcpListener::bind(("127.0.0.1", port + 1)).is_ok() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static SEQUENCE: AtomicU64 = AtomicU64::new(0);
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
+        ^ (u64::from(std::process::id()) << 32);
+    for attempt in 0..1000u64 {
+        let n = SEQUENCE.fetch_add(1, Ordering::Relaxed);
+        // splitmix64: a spread of candidates, different in each process.
+        let mut z = seed.wrapping_add((n + attempt).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        let port = 20_000 + (z % 12_000) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok()
+            && TcpListener::bind(("127.0.0.1", port + 1)).is_ok()
+        {
             return port;
         }
     }
@@ -217,18 +237,48 @@ pub struct Broker {
 impl Broker {
     /// Starts a broker on a free pair of ports and waits until it is bound.
     pub fn start() -> Broker {
-        Broker::start_on(free_port_pair())
+        for _ in 0..20 {
+            if let Some(broker) = Broker::try_start_on(free_port_pair()) {
+                return broker;
+            }
+        }
+        panic!("no broker could bind a free pair of ports in 20 tries");
     }
 
-    /// Starts a broker on `port` and `port + 1` and waits until it is bound.
+    /// Starts a broker on `port` and `port + 1` and waits until it is bound,
+    /// trying again for a while if the ports are taken (by a broker that
+    /// is still letting them go, say).
     pub fn start_on(port: u16) -> Broker {
+        let end = Instant::now() + DEADLINE;
+        loop {
+            if let Some(broker) = Broker::try_start_on(port) {
+                return broker;
+            }
+            assert!(
+                Instant::now() < end,
+                "ports {port} and {} stayed taken",
+                port + 1
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Starts a broker on `port`; `None` if the ports were taken.
+    fn try_start_on(port: u16) -> Option<Broker> {
         let mut command = Command::new(bin("zibrato-broker"));
         command.args(["--port", &port.to_string()]);
         let process = Process::spawn(command);
         process.wait_stderr("the broker to bind", |lines| {
-            lines.iter().any(|l| l.contains("publishers on"))
+            lines
+                .iter()
+                .any(|l| l.contains("publishers on") || l.contains("cannot bind"))
         });
-        Broker { process, port }
+        let bound = process
+            .stderr()
+            .get()
+            .iter()
+            .any(|l| l.contains("publishers on"));
+        bound.then_some(Broker { process, port })
     }
 
     /// Where publishers connect.
