@@ -62,9 +62,16 @@ fn byte_exact_zibrato_0_2_messages_are_aggregated() {
     ] {
         publisher.send(frame);
     }
-    worker.wait_stdout("the done counter", |lines| {
+    // A flush prints its lines one by one: wait for all of them, not just
+    // the first ("done" sorts before the rest).
+    let complete = |lines: &[String]| {
+        let values = json_values(lines);
         counter_total(lines, "done") >= 1.0
-    });
+            && counter_total(lines, "requests") >= 12.0
+            && values.iter().any(|v| v["type"] == "gauge")
+            && values.iter().any(|v| v["type"] == "timer")
+    };
+    worker.wait_stdout("every measurement", complete);
     let lines = worker.stdout().get();
     assert_eq!(counter_total(&lines, "requests"), 12.0);
     let values = json_values(&lines);
@@ -113,11 +120,22 @@ fn a_zibrato_0_2_python_client_works_unchanged() {
     });
     writeln!(client.stdin.take().expect("stdin"), "go").expect("tell the client to go");
     assert!(client.wait().expect("client exit").success());
+    // A flush prints its lines one by one: wait for all of them, not just
+    // the first ("done" sorts before the rest).
     worker.wait_stdout("the 0.2 client's measurements", |lines| {
+        let values = json_values(lines);
         counter_total(lines, "done") >= 1.0
+            && counter_total(lines, "requests") >= 15.0
+            && values.iter().any(|v| v["type"] == "gauge")
+            && values.iter().any(|v| v["type"] == "timer")
     });
     let lines = worker.stdout().get();
-    assert_eq!(counter_total(&lines, "requests"), 15.0);
+    assert_eq!(
+        counter_total(&lines, "requests"),
+        15.0,
+        "{}",
+        worker.transcript()
+    );
     let values = json_values(&lines);
     let timer = values.iter().find(|v| v["type"] == "timer").expect("timer");
     assert_eq!(timer["count"], 3);
