@@ -389,6 +389,22 @@ fn a_plugin_panicking_in_flush_leaves_the_worker_and_other_backends_running() {
     });
 }
 
+/// Runs a worker for plugin `name` from `dir`, which must refuse to start
+/// with one line and status 1; returns that line.
+fn refused(name: &str, dir: &std::path::Path) -> String {
+    let (status, _, stderr) = Worker::run(&[
+        "--plugin",
+        name,
+        "--levels",
+        "info",
+        "--plugin-dir",
+        dir.to_str().unwrap(),
+    ]);
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    stderr
+}
+
 #[test]
 fn a_library_that_is_not_a_plugin_names_the_file() {
     let dir = tempfile::tempdir().unwrap();
@@ -396,16 +412,7 @@ fn a_library_that_is_not_a_plugin_names_the_file() {
         .path()
         .join(zibrato_host::plugin_dir::file_name("garbage"));
     std::fs::write(&garbage, b"not an ELF file").unwrap();
-    let (status, _, stderr) = Worker::run(&[
-        "--plugin",
-        "garbage",
-        "--levels",
-        "info",
-        "--plugin-dir",
-        dir.path().to_str().unwrap(),
-    ]);
-    assert_eq!(status.code(), Some(1));
-    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    let stderr = refused("garbage", dir.path());
     assert!(stderr.contains(&garbage.display().to_string()), "{stderr}");
     assert!(
         stderr.contains("cannot be loaded as a shared library"),
@@ -435,16 +442,7 @@ fn a_library_that_is_not_a_plugin_names_the_file() {
         .path()
         .join(zibrato_host::plugin_dir::file_name("foreign"));
     std::fs::copy(&libm, &foreign).unwrap();
-    let (status, _, stderr) = Worker::run(&[
-        "--plugin",
-        "foreign",
-        "--levels",
-        "info",
-        "--plugin-dir",
-        dir.path().to_str().unwrap(),
-    ]);
-    assert_eq!(status.code(), Some(1));
-    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    let stderr = refused("foreign", dir.path());
     assert!(stderr.contains(&foreign.display().to_string()), "{stderr}");
     assert!(stderr.contains("not a Zibrato backend"), "{stderr}");
 }
@@ -452,16 +450,7 @@ fn a_library_that_is_not_a_plugin_names_the_file() {
 #[test]
 fn an_unknown_plugin_names_the_directories_and_the_plugins_there() {
     let dir = tempfile::tempdir().unwrap();
-    let (status, _, stderr) = Worker::run(&[
-        "--plugin",
-        "nonesuch",
-        "--levels",
-        "info",
-        "--plugin-dir",
-        dir.path().to_str().unwrap(),
-    ]);
-    assert_eq!(status.code(), Some(1));
-    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    let stderr = refused("nonesuch", dir.path());
     assert!(stderr.contains("nonesuch"), "{stderr}");
     assert!(
         stderr.contains(&dir.path().display().to_string()),

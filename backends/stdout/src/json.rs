@@ -75,27 +75,11 @@ fn write_number(out: &mut impl Write, value: f64) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use zibrato_backend_api::{Aggregator, Measurement};
+    use crate::test_support::m;
+    use zibrato_backend_api::Measurement;
 
     fn json_of(measurements: &[Measurement<'_>], now: i64) -> String {
-        let mut aggregator = Aggregator::default();
-        for m in measurements {
-            aggregator.add(m).unwrap();
-        }
-        let mut out = Vec::new();
-        write_snapshot(&mut out, &aggregator.take(), now).unwrap();
-        String::from_utf8(out).unwrap()
-    }
-
-    fn m<'a>(level: &'a str, kind: Kind, name: &'a str, value: f64) -> Measurement<'a> {
-        Measurement {
-            level,
-            kind,
-            name,
-            value,
-            timestamp: 1764057599,
-            source: None,
-        }
+        crate::test_support::written(crate::Format::Json, measurements, now)
     }
 
     #[test]

@@ -123,6 +123,36 @@ fn source_of(series: &Series) -> Option<&str> {
     series.source().filter(|source| *source != NO_SOURCE)
 }
 
+/// What the format tests share: measurements made briefly, and what a
+/// format writes for them.
+#[cfg(test)]
+mod test_support {
+    use zibrato_backend_api::{Aggregator, Kind, Measurement};
+
+    /// A measurement at 1764057599 with no source.
+    pub fn m<'a>(level: &'a str, kind: Kind, name: &'a str, value: f64) -> Measurement<'a> {
+        Measurement {
+            level,
+            kind,
+            name,
+            value,
+            timestamp: 1764057599,
+            source: None,
+        }
+    }
+
+    /// What `format` writes at `now` for `measurements` aggregated.
+    pub fn written(format: crate::Format, measurements: &[Measurement<'_>], now: i64) -> String {
+        let mut aggregator = Aggregator::default();
+        for m in measurements {
+            aggregator.add(m).unwrap();
+        }
+        let mut out = Vec::new();
+        crate::write_snapshot(&mut out, format, &aggregator.take(), now).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+}
+
 // The line that makes this crate a Zibrato plugin: it exports the root
 // module, `zibrato_backend_module()`.
 zibrato_backend_api::export_backend!(StdoutBackend);

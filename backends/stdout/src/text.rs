@@ -159,27 +159,11 @@ fn civil_from_days(days: i64) -> (i64, i64, i64) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use zibrato_backend_api::{Aggregator, Measurement};
+    use crate::test_support::m;
+    use zibrato_backend_api::Measurement;
 
     fn text_of(measurements: &[Measurement<'_>], now: i64) -> String {
-        let mut aggregator = Aggregator::default();
-        for m in measurements {
-            aggregator.add(m).unwrap();
-        }
-        let mut out = Vec::new();
-        write_snapshot(&mut out, &aggregator.take(), now).unwrap();
-        String::from_utf8(out).unwrap()
-    }
-
-    fn m<'a>(level: &'a str, kind: Kind, name: &'a str, value: f64) -> Measurement<'a> {
-        Measurement {
-            level,
-            kind,
-            name,
-            value,
-            timestamp: 1764057599,
-            source: None,
-        }
+        crate::test_support::written(crate::Format::Text, measurements, now)
     }
 
     #[test]
