@@ -39,7 +39,7 @@ struct Args {
     /// this executable's directory).
     #[arg(long, value_name = "DIR")]
     plugin_dir: Option<PathBuf>,
-    /// TOML configuration file ([worker] and [backends.NAME] tables).
+    /// TOML configuration file (`[worker]` and `[backends.NAME]` tables).
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
     /// Sets a backend setting, NAME.KEY=VALUE (worker.KEY for the worker's own).
