@@ -664,22 +664,12 @@ impl Bench<'_> {
             return self.drive_client(workload, broker, output, child);
         }
         let publisher = Publisher::connect(&broker.publisher_endpoint())?;
-        let deadline = Instant::now() + PROBE_TIMEOUT;
-        // The probe's deadline also covers the worker's start-up: fail early
-        // if it exited (a missing plugin, a bad flag).
-        while !output.probe_seen.load(Ordering::Acquire) {
-            if let Ok(Some(status)) = child.try_wait() {
-                return Err(format!("the worker exited before receiving: {status}"));
-            }
-            if Instant::now() > deadline {
-                return Err("the worker never printed the probe".into());
-            }
+        probe_worker(output, child, || {
             publisher
                 .socket
                 .send(PROBE, 0)
-                .map_err(|e| format!("send: {e}"))?;
-            std::thread::sleep(PROBE_EVERY);
-        }
+                .map_err(|e| format!("send: {e}"))
+        })?;
         let start = publisher.send_all(workload, self.args.rate)?;
         let end = self.wait_for_sum(workload, output, child, start)?;
         drop(publisher);
@@ -704,17 +694,10 @@ impl Bench<'_> {
             .queue_capacity(CAPACITY)
             .build()
             .map_err(|e| format!("client: {e}"))?;
-        let deadline = Instant::now() + PROBE_TIMEOUT;
-        while !output.probe_seen.load(Ordering::Acquire) {
-            if let Ok(Some(status)) = child.try_wait() {
-                return Err(format!("the worker exited before receiving: {status}"));
-            }
-            if Instant::now() > deadline {
-                return Err("the worker never printed the probe".into());
-            }
+        probe_worker(output, child, || {
             z.source("bench").count("info", PROBE_NAME, 0);
-            std::thread::sleep(PROBE_EVERY);
-        }
+            Ok(())
+        })?;
         let names: Vec<String> = (0..self.args.series.max(1))
             .map(|i| format!("n{i}"))
             .collect();
@@ -783,6 +766,28 @@ impl Bench<'_> {
         }
         Ok(output.last_growth.lock().unwrap().unwrap_or(start))
     }
+}
+
+/// Sends a probe with `send` every [`PROBE_EVERY`] until the worker has
+/// printed one. The deadline also covers the worker's start-up: fail early if
+/// it exited (a missing plugin, a bad flag).
+fn probe_worker(
+    output: &WorkerOutput,
+    child: &mut Child,
+    mut send: impl FnMut() -> Result<(), String>,
+) -> Result<(), String> {
+    let deadline = Instant::now() + PROBE_TIMEOUT;
+    while !output.probe_seen.load(Ordering::Acquire) {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(format!("the worker exited before receiving: {status}"));
+        }
+        if Instant::now() > deadline {
+            return Err("the worker never printed the probe".into());
+        }
+        send()?;
+        std::thread::sleep(PROBE_EVERY);
+    }
+    Ok(())
 }
 
 /// Baseline receiver: counts frames (probes aside) until `expected` or no
