@@ -29,6 +29,20 @@ fn example(name: &str) -> PathBuf {
 }
 
 /// Waits for the child to exit, killing it after `deadline`.
+/// Runs example `name` with `args`, its default client pointed at `port`;
+/// returns its output and how long it took (within [`DEADLINE`]).
+fn run_example(name: &str, args: &[&str], port: u16) -> (std::process::Output, Duration) {
+    let child = Command::new(example(name))
+        .args(args)
+        .env("ZIBRATO_PORT", port.to_string())
+        .env_remove("ZIBRATO_HOST")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_with_deadline(child, DEADLINE)
+}
+
 fn wait_with_deadline(
     mut child: std::process::Child,
     deadline: Duration,
@@ -61,15 +75,11 @@ fn a_program_that_bursts_from_several_threads_and_exits_loses_nothing() {
     drop(probe);
 
     let (threads, per_thread) = (4, 2500);
-    let child = Command::new(example("burst_and_exit"))
-        .args([threads.to_string(), per_thread.to_string()])
-        .env("ZIBRATO_PORT", common::port_of(&broker).to_string())
-        .env_remove("ZIBRATO_HOST")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let (out, took) = wait_with_deadline(child, DEADLINE);
+    let (out, took) = run_example(
+        "burst_and_exit",
+        &[&threads.to_string(), &per_thread.to_string()],
+        common::port_of(&broker),
+    );
     assert!(
         out.status.success(),
         "{}",
@@ -101,15 +111,7 @@ fn a_program_that_bursts_from_several_threads_and_exits_loses_nothing() {
 
 #[test]
 fn a_million_calls_without_a_broker_return_promptly_and_the_program_exits() {
-    let child = Command::new(example("no_broker"))
-        .arg("1000000")
-        .env("ZIBRATO_PORT", common::free_port().to_string())
-        .env_remove("ZIBRATO_HOST")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let (out, took) = wait_with_deadline(child, DEADLINE);
+    let (out, took) = run_example("no_broker", &["1000000"], common::free_port());
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -139,14 +141,7 @@ fn the_default_client_delivers_what_decorated_functions_recorded_before_exit() {
 
     // The attributes example never drops its (static) default client: the
     // exit handler flushes it.
-    let child = Command::new(example("attributes"))
-        .env("ZIBRATO_PORT", common::port_of(&broker).to_string())
-        .env_remove("ZIBRATO_HOST")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let (out, _) = wait_with_deadline(child, DEADLINE);
+    let (out, _) = run_example("attributes", &[], common::port_of(&broker));
     assert!(
         out.status.success(),
         "{}",
