@@ -253,6 +253,8 @@ impl Builder {
             });
         }
         let ip = resolve(&self.host, port)?;
+        // Timers must never wait for the clock's calibration.
+        crate::clock::calibrate();
         let endpoint = format!("tcp://{}", SocketAddr::new(ip, port));
 
         let context = self.context.unwrap_or_default();

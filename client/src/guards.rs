@@ -1,9 +1,10 @@
 //! Scoped forms: a timer that sends the elapsed time when dropped, a counter
 //! that counts when dropped, and [`Sourced`], the same forms with a source.
 
+use crate::clock;
 use crate::line::Value;
 use crate::{Kind, MetricValue, Zibrato};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Sends the time since its creation, in seconds, as a timer measurement
 /// when dropped — also when the scope is left by `?`, `return` or a panic.
@@ -17,8 +18,9 @@ pub struct Timer<'a> {
     level: &'a str,
     name: &'a str,
     source: Option<&'a str>,
-    /// `None` when the level was filtered at the start.
-    start: Option<Instant>,
+    /// The clock's raw reading at the start; `None` when the level was
+    /// filtered then.
+    start: Option<u64>,
     armed: bool,
 }
 
@@ -30,7 +32,7 @@ impl<'a> Timer<'a> {
         name: &'a str,
         source: Option<&'a str>,
     ) -> Timer<'a> {
-        let start = client.wants_or_filter(level).then(Instant::now);
+        let start = client.wants_or_filter(level).then(clock::now);
         Timer {
             client,
             level,
@@ -43,7 +45,7 @@ impl<'a> Timer<'a> {
 
     /// The time since the timer started (zero if its level is filtered).
     pub fn elapsed(&self) -> Duration {
-        self.start.map_or(Duration::ZERO, |s| s.elapsed())
+        self.start.map_or(Duration::ZERO, clock::since)
     }
 
     /// Stops the timer now and sends the measurement (what dropping does).
@@ -63,11 +65,11 @@ impl Drop for Timer<'_> {
         }
         // A timer whose level was filtered was counted as such at its start.
         if let Some(start) = self.start {
-            self.client.record(
+            self.client.record_wanted(
                 self.level,
                 Kind::Timer,
                 self.name,
-                Value::Seconds(start.elapsed()),
+                Value::Seconds(clock::since(start)),
                 self.source,
             );
         }

@@ -32,7 +32,7 @@ use crate::shared::Shared;
 use crate::stats::add_owned;
 use crate::subscriptions::State;
 use std::collections::VecDeque;
-use std::sync::atomic::{fence, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -244,12 +244,16 @@ impl IoThread {
     /// Moves up to a turn's worth of lines out of the queue; true if any.
     fn drain_queue(&mut self) -> usize {
         let mut n = 0;
+        let shared = Arc::clone(&self.shared);
         while n < DRAIN_PER_TURN {
-            let Some(line) = self.shared.queue.pop() else {
+            let popped = shared.queue.pop_with(|line| {
+                self.route(line);
+                line.clear();
+            });
+            if popped.is_none() {
                 break;
-            };
+            }
             n += 1;
-            self.route(&line);
         }
         self.popped += n as u64;
         self.send_frames();
@@ -263,6 +267,11 @@ impl IoThread {
     }
 
     fn route(&mut self, line: &Line) {
+        if line.as_bytes().is_empty() {
+            // Left empty by a caller that could not finish writing it.
+            add_owned(&self.shared.counters.io.send_failed, 1);
+            return;
+        }
         let level = line.level();
         if self.state.subscribed(level) {
             self.add_line(level, line.as_bytes());
@@ -435,10 +444,10 @@ impl IoThread {
         // measurements need not wake the thread: it does not say it sleeps
         // (flush requests and shutdown wake it through the waker anyway).
         if !stalled {
-            self.shared.sleeping.store(true, Ordering::Relaxed);
+            // SeqCst, as the queue's `is_empty` below: pairs with
+            // `Shared::after_push`.
+            self.shared.sleeping.store(true, Ordering::SeqCst);
         }
-        // Pairs with the fence in `Shared::wake_if_sleeping`.
-        fence(Ordering::SeqCst);
         let pending = (!stalled && !self.shared.queue.is_empty())
             || (self.close_at.is_none() && self.shared.shutdown.load(Ordering::Acquire))
             || self.new_flush_request();
@@ -462,12 +471,11 @@ impl IoThread {
     fn close(mut self) {
         let io = &self.shared.counters.io;
         let requested = self.shared.flush_requested.load(Ordering::Acquire);
-        // Pairs with the fence in `Shared::after_push`: a line pushed from
-        // now on is either taken below or reclaimed by its caller.
+        // Pairs with `Shared::after_push`: a line pushed from now on is
+        // either taken below or reclaimed by its caller.
         self.shared.closed.store(true, Ordering::SeqCst);
-        fence(Ordering::SeqCst);
         let mut left = 0u64;
-        while self.shared.queue.pop().is_some() {
+        while self.shared.queue.pop_with(Line::clear).is_some() {
             left += 1;
         }
         left += self.hold.lines;

@@ -182,11 +182,13 @@
 extern crate self as zibrato;
 
 mod builder;
+mod clock;
 mod global;
 mod guards;
 mod io_thread;
 mod line;
 mod local;
+mod ring;
 mod shared;
 mod stats;
 mod subscriptions;
@@ -425,18 +427,49 @@ impl Zibrato {
         value: Value,
         source: Option<&str>,
     ) {
+        self.record_checked(level, kind, name, value, source, true);
+    }
+
+    /// `record`, for a level already found wanted (a timer checks at its
+    /// start): skips the second look. Should the subscription have gone away
+    /// meanwhile, the I/O thread counts the line as filtered.
+    #[inline]
+    pub(crate) fn record_wanted(
+        &self,
+        level: &str,
+        kind: Kind,
+        name: &str,
+        value: Value,
+        source: Option<&str>,
+    ) {
+        self.record_checked(level, kind, name, value, source, false);
+    }
+
+    #[inline(always)]
+    fn record_checked(
+        &self,
+        level: &str,
+        kind: Kind,
+        name: &str,
+        value: Value,
+        source: Option<&str>,
+        check_level: bool,
+    ) {
         let shared = &self.inner.shared;
         let done = local::with_client(self.inner.id, shared, |local| {
             if shared.shutdown.load(Ordering::Relaxed) {
                 bump_owned(&local.counters.at_close);
                 return false;
             }
-            if !local.queues(shared, level) {
+            if check_level && !local.queues(shared, level) {
                 bump_owned(&local.counters.filtered);
                 return false;
             }
-            let line = Line::encode(level, kind, name, value, source, line::unix_now());
-            if shared.queue.push(line).is_ok() {
+            let timestamp = line::unix_now();
+            let pushed = shared.queue.push_with(|line: &mut Line| {
+                line.write(level, kind, name, value, source, timestamp);
+            });
+            if pushed {
                 bump_owned(&local.counters.queued);
                 true
             } else {
@@ -474,8 +507,11 @@ impl Zibrato {
             bump_shared(&counters.filtered);
             return false;
         }
-        let line = Line::encode(level, kind, name, value, source, line::unix_now());
-        if shared.queue.push(line).is_ok() {
+        let timestamp = line::unix_now();
+        let pushed = shared.queue.push_with(|line: &mut Line| {
+            line.write(level, kind, name, value, source, timestamp);
+        });
+        if pushed {
             bump_shared(&counters.queued);
             true
         } else {

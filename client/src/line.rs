@@ -1,18 +1,21 @@
-//! One measurement as a wire line, formatted on the calling thread into a
-//! fixed-size record so that queueing it needs no heap allocation.
+//! One measurement as a wire line, formatted by the calling thread straight
+//! into its slot of the queue, so that queueing it copies and allocates
+//! nothing.
 //!
 //! The output is byte for byte what [`zibrato_backend_api::codec::encode`]
-//! writes (a test pins this), but it is written into a stack buffer and made
-//! safe in place instead of through `Cow`s that allocate when a field needs
-//! repair.
+//! writes (a test pins this), but it is written into the slot's buffer and
+//! made safe in place instead of through `Cow`s that allocate when a field
+//! needs repair.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use zibrato_backend_api::measurement::NO_SOURCE;
 use zibrato_backend_api::Kind;
 
-/// Bytes a line may take before it spills to the heap. Typical lines
-/// (`info|Counter|requests|5|1764057600|web1`) take 40 to 100.
-pub(crate) const INLINE: usize = 116;
+/// Bytes a line may take in its slot before it spills to the heap. Typical
+/// lines (`info|Counter|requests|5|1764057600|web1`) take 40 to 100. With
+/// the slot's other fields and the queue's stamp, a slot is 128 bytes: two
+/// cache lines.
+pub(crate) const INLINE: usize = 110;
 
 /// A measurement's value as given by the caller.
 #[derive(Debug, Clone, Copy)]
@@ -25,42 +28,59 @@ pub(crate) enum Value {
     Seconds(Duration),
 }
 
-/// A measurement formatted as one wire line, ready for the I/O thread.
-pub(crate) enum Line {
-    /// The common case: the line fits the record.
-    Inline {
-        /// Bytes used in `bytes`.
-        len: u8,
-        /// Bytes of the (sanitised) level at the start of the line.
-        level_len: u8,
-        /// The line.
-        bytes: [u8; INLINE],
-    },
+/// A measurement formatted as one wire line: a slot of the queue.
+///
+/// Empty (`len == 0`, no heap part) when the slot holds nothing to send: a
+/// wire line is never empty.
+pub(crate) struct Line {
+    /// The line, when it fits.
+    bytes: [u8; INLINE],
+    /// Bytes used in `bytes`; 0 when the line is in `heap`.
+    len: u8,
+    /// Bytes of the (sanitised) level at the start of the line.
+    level_len: u8,
     /// A line longer than [`INLINE`] bytes (very long names or sources).
-    Heap {
-        /// Bytes of the (sanitised) level at the start of the line.
-        level_len: usize,
-        /// The line.
-        bytes: Box<[u8]>,
-    },
+    heap: Option<Box<HeapLine>>,
+}
+
+/// A line too long for its slot.
+pub(crate) struct HeapLine {
+    bytes: Vec<u8>,
+    level_len: usize,
+}
+
+impl Default for Line {
+    fn default() -> Line {
+        Line {
+            bytes: [0; INLINE],
+            len: 0,
+            level_len: 0,
+            heap: None,
+        }
+    }
 }
 
 impl Line {
-    /// Formats `level|type|name|value|timestamp|source`, replacing `|` and
-    /// line breaks with `_`, an empty level or name with `_`, a missing or
-    /// empty source with `not_specified`, a non-finite value with `0`, and a
-    /// timestamp outside 1970–9999 with the nearest bound (as the codec
-    /// does, so that every line sent parses).
+    /// Formats `level|type|name|value|timestamp|source` into this slot,
+    /// replacing `|` and line breaks with `_`, an empty level or name with
+    /// `_`, a missing or empty source with `not_specified`, a non-finite
+    /// value with `0`, and a timestamp outside 1970–9999 with the nearest
+    /// bound (as the codec does, so that every line sent parses).
     #[inline]
-    pub(crate) fn encode(
+    pub(crate) fn write(
+        &mut self,
         level: &str,
         kind: Kind,
         name: &str,
         value: Value,
         source: Option<&str>,
         timestamp: i64,
-    ) -> Line {
-        let mut w = Writer::new();
+    ) {
+        let mut w = Writer {
+            buf: &mut self.bytes,
+            len: 0,
+            spill: None,
+        };
         w.field(level);
         let level_len = w.len();
         w.byte(b'|');
@@ -79,25 +99,59 @@ impl Line {
             Some(source) if !source.is_empty() => w.field(source),
             _ => w.bytes(NO_SOURCE.as_bytes()),
         }
-        w.finish(level_len)
+        match w.spill {
+            None => {
+                // INLINE < 256, so both fit.
+                self.len = w.len as u8;
+                self.level_len = level_len as u8;
+            }
+            Some(bytes) => self.spilled(bytes, level_len),
+        }
     }
 
-    /// The whole line.
+    #[cold]
+    #[inline(never)]
+    fn spilled(&mut self, bytes: Vec<u8>, level_len: usize) {
+        self.len = 0;
+        self.heap = Some(Box::new(HeapLine { bytes, level_len }));
+    }
+
+    /// A line formatted on its own (outside the queue).
+    #[cfg(test)]
+    pub(crate) fn encode(
+        level: &str,
+        kind: Kind,
+        name: &str,
+        value: Value,
+        source: Option<&str>,
+        timestamp: i64,
+    ) -> Line {
+        let mut line = Line::default();
+        line.write(level, kind, name, value, source, timestamp);
+        line
+    }
+
+    /// The whole line (empty if the slot holds none).
     pub(crate) fn as_bytes(&self) -> &[u8] {
-        match self {
-            Line::Inline { len, bytes, .. } => &bytes[..usize::from(*len)],
-            Line::Heap { bytes, .. } => bytes,
+        match &self.heap {
+            None => &self.bytes[..usize::from(self.len)],
+            Some(heap) => &heap.bytes,
         }
     }
 
     /// The sanitised level the line starts with.
     pub(crate) fn level(&self) -> &[u8] {
-        match self {
-            Line::Inline {
-                level_len, bytes, ..
-            } => &bytes[..usize::from(*level_len)],
-            Line::Heap { level_len, bytes } => &bytes[..*level_len],
+        match &self.heap {
+            None => &self.bytes[..usize::from(self.level_len)],
+            Some(heap) => &heap.bytes[..heap.level_len],
         }
+    }
+
+    /// Empties the slot once its line has been read, freeing a heap part.
+    #[inline]
+    pub(crate) fn clear(&mut self) {
+        self.len = 0;
+        self.heap = None;
     }
 }
 
@@ -159,23 +213,14 @@ pub(crate) fn is_wire_breaker(b: u8) -> bool {
     matches!(b, b'|' | b'\n' | b'\r')
 }
 
-/// Writes into a stack buffer, moving to a `Vec` only if the line outgrows it.
-struct Writer {
-    buf: [u8; INLINE],
+/// Writes into a slot's buffer, moving to a `Vec` only if the line outgrows it.
+struct Writer<'a> {
+    buf: &'a mut [u8; INLINE],
     len: usize,
     spill: Option<Vec<u8>>,
 }
 
-impl Writer {
-    #[inline]
-    fn new() -> Writer {
-        Writer {
-            buf: [0; INLINE],
-            len: 0,
-            spill: None,
-        }
-    }
-
+impl Writer<'_> {
     #[inline]
     fn len(&self) -> usize {
         match &self.spill {
@@ -188,14 +233,25 @@ impl Writer {
     fn bytes(&mut self, bytes: &[u8]) {
         let end = self.len + bytes.len();
         if self.spill.is_none() && end <= INLINE {
-            self.buf[self.len..end].copy_from_slice(bytes);
+            copy_short(&mut self.buf[self.len..end], bytes);
             self.len = end;
         } else {
             self.spill(bytes);
         }
     }
 
-    /// The rare case: the line outgrows the record.
+    /// Room for `n` more bytes in the slot itself, as a slice starting at
+    /// the end of what is written; `None` once the line has spilled or would.
+    #[inline(always)]
+    fn room(&mut self, n: usize) -> Option<&mut [u8]> {
+        if self.spill.is_none() && self.len + n <= INLINE {
+            Some(&mut self.buf[self.len..self.len + n])
+        } else {
+            None
+        }
+    }
+
+    /// The rare case: the line outgrows the slot.
     #[cold]
     #[inline(never)]
     fn spill(&mut self, bytes: &[u8]) {
@@ -274,70 +330,91 @@ impl Writer {
     #[inline]
     fn seconds(&mut self, d: Duration) {
         self.integer(i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
-        let mut nanos = d.subsec_nanos();
+        let nanos = d.subsec_nanos();
         if nanos == 0 {
             return;
         }
         let mut digits = [b'.', b'0', b'0', b'0', b'0', b'0', b'0', b'0', b'0', b'0'];
+        write_digits(&mut digits[1..], u64::from(nanos));
         let mut end = digits.len();
-        while nanos % 10 == 0 {
-            nanos /= 10;
+        while digits[end - 1] == b'0' {
             end -= 1;
         }
-        let mut i = end;
-        while nanos > 0 {
-            i -= 1;
-            digits[i] = b'0' + (nanos % 10) as u8;
-            nanos /= 10;
+        match self.room(digits.len()) {
+            // Written whole (a fixed-size copy), counted up to the last
+            // significant digit.
+            Some(room) => {
+                room.copy_from_slice(&digits);
+                self.len += end;
+            }
+            None => self.bytes(&digits[..end]),
         }
-        self.bytes(&digits[..end]);
     }
 
     #[inline]
     fn integer(&mut self, value: i64) {
-        const PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
-            2021222324252627282930313233343536373839\
-            4041424344454647484950515253545556575859\
-            6061626364656667686970717273747576777879\
-            8081828384858687888990919293949596979899";
-        let mut digits = [0u8; 21];
-        let mut i = digits.len();
-        let mut n = value.unsigned_abs();
-        while n >= 100 {
-            let pair = (n % 100) as usize * 2;
-            n /= 100;
-            i -= 2;
-            digits[i..i + 2].copy_from_slice(&PAIRS[pair..pair + 2]);
-        }
-        if n >= 10 {
-            let pair = n as usize * 2;
-            i -= 2;
-            digits[i..i + 2].copy_from_slice(&PAIRS[pair..pair + 2]);
-        } else {
-            i -= 1;
-            digits[i] = b'0' + n as u8;
-        }
         if value < 0 {
-            i -= 1;
-            digits[i] = b'-';
+            self.byte(b'-');
         }
-        self.bytes(&digits[i..]);
+        let n = value.unsigned_abs();
+        let width = n.checked_ilog10().unwrap_or(0) as usize + 1;
+        match self.room(width) {
+            Some(room) => {
+                write_digits(room, n);
+                self.len += width;
+            }
+            None => {
+                let mut digits = [0u8; 20];
+                write_digits(&mut digits[20 - width..], n);
+                self.bytes(&digits[20 - width..]);
+            }
+        }
     }
+}
 
-    #[inline]
-    fn finish(self, level_len: usize) -> Line {
-        match self.spill {
-            None => Line::Inline {
-                // INLINE < 256, so both fit.
-                len: self.len as u8,
-                level_len: level_len as u8,
-                bytes: self.buf,
-            },
-            Some(v) => Line::Heap {
-                level_len,
-                bytes: v.into_boxed_slice(),
-            },
+/// Writes `n` in decimal into the whole of `out`, right-aligned and padded
+/// with leading zeros (`out` must have room for all of `n`'s digits).
+#[inline(always)]
+fn write_digits(out: &mut [u8], mut n: u64) {
+    const PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
+        2021222324252627282930313233343536373839\
+        4041424344454647484950515253545556575859\
+        6061626364656667686970717273747576777879\
+        8081828384858687888990919293949596979899";
+    let mut i = out.len();
+    while i >= 2 {
+        let pair = (n % 100) as usize * 2;
+        n /= 100;
+        i -= 2;
+        out[i..i + 2].copy_from_slice(&PAIRS[pair..pair + 2]);
+    }
+    if i == 1 {
+        out[0] = b'0' + (n % 10) as u8;
+    }
+}
+
+/// `dst.copy_from_slice(src)` for slices of equal length, with the short
+/// lengths every line is made of (levels, type names, most names and
+/// sources) done by two overlapping fixed-size moves instead of a call to
+/// `memcpy`.
+#[inline(always)]
+fn copy_short(dst: &mut [u8], src: &[u8]) {
+    let n = src.len();
+    if (8..=16).contains(&n) {
+        dst[..8].copy_from_slice(&src[..8]);
+        dst[n - 8..].copy_from_slice(&src[n - 8..]);
+    } else if (4..8).contains(&n) {
+        dst[..4].copy_from_slice(&src[..4]);
+        dst[n - 4..].copy_from_slice(&src[n - 4..]);
+    } else if n < 4 {
+        for (d, s) in dst.iter_mut().zip(src) {
+            *d = *s;
         }
+    } else if n <= 32 {
+        dst[..16].copy_from_slice(&src[..16]);
+        dst[n - 16..].copy_from_slice(&src[n - 16..]);
+    } else {
+        dst.copy_from_slice(src);
     }
 }
 
@@ -416,7 +493,7 @@ mod tests {
     fn long_lines_spill_to_the_heap_intact() {
         let name = "n|".repeat(200);
         let line = Line::encode("info", Kind::Counter, &name, Value::Number(1.0), None, 7);
-        assert!(matches!(line, Line::Heap { .. }));
+        assert!(line.heap.is_some());
         assert_eq!(
             line.as_bytes(),
             reference("info", Kind::Counter, &name, 1.0, None, 7)

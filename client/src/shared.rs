@@ -2,18 +2,18 @@
 //! set, the counters, and the flush and shutdown signals.
 
 use crate::line::Line;
+use crate::ring::Ring;
 use crate::stats::Counters;
 use crate::subscriptions::Subscriptions;
 use crate::waker::Waker;
-use crossbeam_queue::ArrayQueue;
-use std::sync::atomic::{fence, AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 /// State shared by a client's handles and its I/O thread.
 pub(crate) struct Shared {
     /// Formatted lines on their way to the I/O thread.
-    pub(crate) queue: ArrayQueue<Line>,
+    pub(crate) queue: Ring<Line>,
     /// Which levels are wanted.
     pub(crate) subscriptions: Subscriptions,
     /// Everything counted.
@@ -38,7 +38,7 @@ pub(crate) struct Shared {
 impl Shared {
     pub(crate) fn new(capacity: usize, waker: Waker) -> Shared {
         Shared {
-            queue: ArrayQueue::new(capacity),
+            queue: Ring::new(capacity),
             subscriptions: Subscriptions::new(),
             counters: Counters::default(),
             sleeping: AtomicBool::new(false),
@@ -53,18 +53,19 @@ impl Shared {
 
     /// After a caller pushed a line: wakes the I/O thread if it is asleep,
     /// and if the client closed meanwhile, takes a line back out of the queue
-    /// (true if it did: the caller counts it lost at close). Costs a fence and
-    /// two loads of a line the callers only read, in the usual case.
+    /// (true if it did: the caller counts it lost at close). Costs two loads
+    /// of a line the callers only read, in the usual case.
     #[inline]
     pub(crate) fn after_push(&self) -> bool {
-        // Pairs with the fences in `IoThread::sleep` and `IoThread::close`:
-        // either the I/O thread sees what was just queued, or this thread
-        // sees it sleeping (or closed).
-        fence(Ordering::SeqCst);
-        if self.closed.load(Ordering::Relaxed) {
+        // The push claimed its slot with a SeqCst read-modify-write; these
+        // loads are SeqCst too, as are the I/O thread's stores of the flags
+        // before it looks at the queue (`IoThread::sleep`, `IoThread::close`).
+        // So either the I/O thread sees what was just queued, or this thread
+        // sees it sleeping (or closed). See the `ring` module.
+        if self.closed.load(Ordering::SeqCst) {
             return self.reclaim();
         }
-        if self.sleeping.load(Ordering::Relaxed) && self.sleeping.swap(false, Ordering::Relaxed) {
+        if self.sleeping.load(Ordering::SeqCst) && self.sleeping.swap(false, Ordering::Relaxed) {
             self.waker.wake();
         }
         false
@@ -75,7 +76,7 @@ impl Shared {
     /// counted once, by whoever takes it.
     #[cold]
     fn reclaim(&self) -> bool {
-        self.queue.pop().is_some()
+        self.queue.pop_with(Line::clear).is_some()
     }
 
     /// Asks the I/O thread to hand everything queued so far to ZeroMQ, and
