@@ -233,7 +233,7 @@ impl Writer<'_> {
     fn bytes(&mut self, bytes: &[u8]) {
         let end = self.len + bytes.len();
         if self.spill.is_none() && end <= INLINE {
-            copy_short(&mut self.buf[self.len..end], bytes);
+            crate::short::copy(&mut self.buf[self.len..end], bytes);
             self.len = end;
         } else {
             self.spill(bytes);
@@ -390,31 +390,6 @@ fn write_digits(out: &mut [u8], mut n: u64) {
     }
     if i == 1 {
         out[0] = b'0' + (n % 10) as u8;
-    }
-}
-
-/// `dst.copy_from_slice(src)` for slices of equal length, with the short
-/// lengths every line is made of (levels, type names, most names and
-/// sources) done by two overlapping fixed-size moves instead of a call to
-/// `memcpy`.
-#[inline(always)]
-fn copy_short(dst: &mut [u8], src: &[u8]) {
-    let n = src.len();
-    if (8..=16).contains(&n) {
-        dst[..8].copy_from_slice(&src[..8]);
-        dst[n - 8..].copy_from_slice(&src[n - 8..]);
-    } else if (4..8).contains(&n) {
-        dst[..4].copy_from_slice(&src[..4]);
-        dst[n - 4..].copy_from_slice(&src[n - 4..]);
-    } else if n < 4 {
-        for (d, s) in dst.iter_mut().zip(src) {
-            *d = *s;
-        }
-    } else if n <= 32 {
-        dst[..16].copy_from_slice(&src[..16]);
-        dst[n - 16..].copy_from_slice(&src[n - 16..]);
-    } else {
-        dst.copy_from_slice(src);
     }
 }
 

@@ -42,37 +42,62 @@ pub(crate) struct ClientLocal {
     /// This thread's counters for this client.
     pub(crate) counters: Arc<ThreadCounters>,
     levels: [LevelEntry; LEVELS],
+    /// Where the next new level is cached.
     next_level: usize,
+    /// The entry of the level looked up last.
+    last: usize,
 }
 
 impl ClientLocal {
     /// Whether a measurement of `level` is to be queued (else it is filtered).
-    #[inline]
+    ///
+    /// The level looked up last is tried first, inline: most call sites
+    /// record at one level, and this is all a filtered measurement costs.
+    #[inline(always)]
     pub(crate) fn queues(&mut self, shared: &Shared, level: &str) -> bool {
         let generation = shared.subscriptions.generation();
+        let bytes = level.as_bytes();
+        let last = &self.levels[self.last];
+        // Entries never cached have generation 0, which is never current.
+        if last.generation == generation
+            && usize::from(last.len) == bytes.len()
+            && crate::short::eq(&last.bytes[..bytes.len()], bytes)
+        {
+            return last.queued;
+        }
+        self.look_up(shared, level, generation)
+    }
+
+    /// `queues` for any other level: the other cached answers, then the
+    /// subscription set.
+    #[inline(never)]
+    fn look_up(&mut self, shared: &Shared, level: &str, generation: u64) -> bool {
         let bytes = level.as_bytes();
         if bytes.len() > LEVEL_BYTES {
             return shared.subscriptions.queues(level);
         }
-        for entry in &mut self.levels {
+        for (i, entry) in self.levels.iter_mut().enumerate() {
             if entry.generation != 0
                 && usize::from(entry.len) == bytes.len()
-                && &entry.bytes[..bytes.len()] == bytes
+                && crate::short::eq(&entry.bytes[..bytes.len()], bytes)
             {
                 if entry.generation != generation {
                     entry.queued = shared.subscriptions.queues(level);
                     entry.generation = generation;
                 }
+                self.last = i;
                 return entry.queued;
             }
         }
         let queued = shared.subscriptions.queues(level);
-        let entry = &mut self.levels[self.next_level];
-        self.next_level = (self.next_level + 1) % LEVELS;
+        let i = self.next_level;
+        self.next_level = (i + 1) % LEVELS;
+        let entry = &mut self.levels[i];
         entry.generation = generation;
         entry.len = bytes.len() as u8;
         entry.queued = queued;
         entry.bytes[..bytes.len()].copy_from_slice(bytes);
+        self.last = i;
         queued
     }
 }
@@ -88,6 +113,31 @@ impl Drop for ClientLocal {
 struct Local {
     clients: [Option<ClientLocal>; CLIENTS],
     next_client: usize,
+}
+
+impl Local {
+    /// Makes this thread's state for a client it has not recorded to yet
+    /// (or not lately): once per thread and client, so kept out of the way.
+    #[cold]
+    #[inline(never)]
+    fn add(&mut self, id: u64, shared: &Arc<Shared>) -> usize {
+        let i = self
+            .clients
+            .iter()
+            .position(Option::is_none)
+            .unwrap_or(self.next_client);
+        self.next_client = (i + 1) % CLIENTS;
+        // Replacing an entry retires its counters (Drop above).
+        self.clients[i] = Some(ClientLocal {
+            id,
+            shared: Arc::downgrade(shared),
+            counters: shared.counters.register(),
+            levels: [EMPTY_LEVEL; LEVELS],
+            next_level: 0,
+            last: 0,
+        });
+        i
+    }
 }
 
 thread_local! {
@@ -118,26 +168,53 @@ pub(crate) fn with_client<R>(
                 .position(|c| c.as_ref().is_some_and(|c| c.id == id))
             {
                 Some(i) => i,
-                None => {
-                    let i = local
-                        .clients
-                        .iter()
-                        .position(Option::is_none)
-                        .unwrap_or(local.next_client);
-                    local.next_client = (i + 1) % CLIENTS;
-                    // Replacing an entry retires its counters (Drop above).
-                    local.clients[i] = Some(ClientLocal {
-                        id,
-                        shared: Arc::downgrade(shared),
-                        counters: shared.counters.register(),
-                        levels: [EMPTY_LEVEL; LEVELS],
-                        next_level: 0,
-                    });
-                    i
-                }
+                None => local.add(id, shared),
             };
             local.clients[slot].as_mut().map(f)
         })
         .ok()
         .flatten()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::subscriptions::State;
+    use crate::waker::Waker;
+
+    fn publish(shared: &Shared, topics: &[&str]) {
+        shared.subscriptions.publish(&State {
+            topics: topics.iter().map(|t| t.as_bytes().to_vec()).collect(),
+            holding: false,
+        });
+    }
+
+    /// The cached answers follow the subscription set through its changes,
+    /// for the level looked up last, for others, for more levels than are
+    /// cached and for levels too long to cache.
+    #[test]
+    fn cached_answers_follow_the_subscriptions() {
+        let shared = Arc::new(Shared::new(4, Waker::new().unwrap()));
+        publish(&shared, &["info|"]);
+        let long = "l".repeat(LEVEL_BYTES + 1);
+        let levels: Vec<String> = (0..LEVELS + 3).map(|i| format!("level{i}")).collect();
+        let answers = |subscribed: &dyn Fn(&str) -> bool| {
+            with_client(1, &shared, |local| {
+                for _ in 0..3 {
+                    for level in ["info", "debug", "info", &long]
+                        .into_iter()
+                        .chain(levels.iter().map(String::as_str))
+                    {
+                        assert_eq!(local.queues(&shared, level), subscribed(level), "{level}");
+                    }
+                }
+            })
+            .unwrap();
+        };
+        answers(&|level| level == "info");
+        publish(&shared, &["debug|", "level3|", &format!("{long}|")]);
+        answers(&|level| level == "debug" || level == "level3" || level == long);
+        publish(&shared, &[]);
+        answers(&|_| false);
+    }
 }
