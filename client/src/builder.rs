@@ -170,9 +170,16 @@ impl Builder {
         self
     }
 
-    /// How many measurements may wait for the I/O thread (default 32 768);
-    /// beyond that they are dropped and counted as `dropped_queue_full`.
-    /// The queue is allocated up front, 128 bytes per measurement.
+    /// How many measurements may wait for the I/O thread (default 32 768)
+    /// per stripe of the queue; beyond that they are dropped and counted as
+    /// `dropped_queue_full`.
+    ///
+    /// The queue has as many stripes as the machine has cores, at most 4:
+    /// each thread that records is given one when it first does, in turn,
+    /// so that threads recording at once do not contend. A stripe is
+    /// allocated when its first thread arrives, 128 bytes per measurement
+    /// (4 MiB at the default): a program that records from one thread has
+    /// one.
     pub fn queue_capacity(mut self, capacity: usize) -> Builder {
         self.queue_capacity = capacity;
         self

@@ -243,18 +243,11 @@ impl IoThread {
 
     /// Moves up to a turn's worth of lines out of the queue; true if any.
     fn drain_queue(&mut self) -> usize {
-        let mut n = 0;
         let shared = Arc::clone(&self.shared);
-        while n < DRAIN_PER_TURN {
-            let popped = shared.queue.pop_with(|line| {
-                self.route(line);
-                line.clear();
-            });
-            if popped.is_none() {
-                break;
-            }
-            n += 1;
-        }
+        let n = shared.queue.drain(DRAIN_PER_TURN, |line| {
+            self.route(line);
+            line.clear();
+        });
         self.popped += n as u64;
         self.send_frames();
         n
@@ -475,7 +468,7 @@ impl IoThread {
         // either taken below or reclaimed by its caller.
         self.shared.closed.store(true, Ordering::SeqCst);
         let mut left = 0u64;
-        while self.shared.queue.pop_with(Line::clear).is_some() {
+        while self.shared.queue.pop_any(Line::clear) {
             left += 1;
         }
         left += self.hold.lines;

@@ -114,10 +114,10 @@
 //!  level wanted? (thread-local cache,       reads subscriptions (XPUB sees
 //!     one atomic load) ── no ─> filtered++    \x01level| and \x00level|)
 //!     │ yes                                 drains the queue: per level, packs
-//!  format the wire line into a 128-byte       lines into a frame up to 8 KiB;
-//!     record on the stack                     holds lines of levels without a
-//!  push into a bounded lock-free queue ──>    subscriber while holding
-//!     (full ─> dropped_queue_full++)        sends each open frame at once
+//!  claim a slot of the bounded lock-free      lines into a frame up to 8 KiB;
+//!     queue (full ─> dropped_queue_full++)    holds lines of levels without a
+//!  format the wire line into it ─────────>    subscriber while holding
+//!                                           sends each open frame at once
 //!  wake the I/O thread only if it sleeps    sleeps in zmq_poll(socket, waker)
 //! ```
 //!
@@ -127,12 +127,16 @@
 //!   the broker forwards upstream from the workers.
 //! - **Calling thread.** Checks whether the level is wanted in a small
 //!   thread-local cache tagged with the subscription set's generation (the
-//!   lock is only taken when a subscription came or went); formats the line
-//!   itself into a fixed-size record (no allocation, sanitised in place);
-//!   pushes it into a bounded `ArrayQueue`; and only when the I/O thread has
-//!   said it is going to sleep, writes one byte to a socket pair it polls.
-//!   Counters are per thread (written by their owner only), summed by
-//!   [`Zibrato::stats`].
+//!   lock is only taken when a subscription came or went); claims a slot of
+//!   a bounded lock-free ring (Vyukov's array queue, slots of 128 bytes made
+//!   once; one ring per group of threads, up to one per core and at most 4,
+//!   so that threads recording at once do not contend) and formats the line
+//!   itself straight into it (no allocation, no copy, sanitised in place); and only when the I/O thread has said it is
+//!   going to sleep, writes one byte to a socket pair it polls. Counters
+//!   are per thread (written by their owner only), summed by
+//!   [`Zibrato::stats`]. Timers read the CPU's time-stamp counter where it
+//!   is invariant (through `quanta`, calibrated when the first client is
+//!   built), else the OS's monotonic clock.
 //! - **Slow joiners.** ZeroMQ's `PUB` side drops everything sent before a
 //!   subscription reached it. From the start, and again whenever the last
 //!   subscription goes away (the last worker left, or the connection to the
@@ -188,6 +192,7 @@ mod guards;
 mod io_thread;
 mod line;
 mod local;
+mod queue;
 mod ring;
 mod shared;
 mod short;
@@ -466,7 +471,7 @@ impl Zibrato {
                 bump_owned(&local.counters.filtered);
                 return false;
             }
-            if enqueue(shared, level, kind, name, value, source) {
+            if enqueue(shared, local.stripe, level, kind, name, value, source) {
                 bump_owned(&local.counters.queued);
                 true
             } else {
@@ -504,7 +509,7 @@ impl Zibrato {
             bump_shared(&counters.filtered);
             return false;
         }
-        if enqueue(shared, level, kind, name, value, source) {
+        if enqueue(shared, 0, level, kind, name, value, source) {
             bump_shared(&counters.queued);
             true
         } else {
@@ -514,13 +519,15 @@ impl Zibrato {
     }
 }
 
-/// Formats a measurement into a free slot of the queue; false if it is full.
+/// Formats a measurement into a free slot of the queue's `stripe`; false if
+/// it is full.
 ///
 /// Kept out of line: inlined, its stack frame and registers would be set up
 /// on every call, the filtered ones included, which then cost a third more.
 #[inline(never)]
 fn enqueue(
     shared: &Shared,
+    stripe: usize,
     level: &str,
     kind: Kind,
     name: &str,
@@ -528,7 +535,7 @@ fn enqueue(
     source: Option<&str>,
 ) -> bool {
     let timestamp = line::unix_now();
-    shared.queue.push_with(|line: &mut Line| {
+    shared.queue.push_with(stripe, |line: &mut Line| {
         line.write(level, kind, name, value, source, timestamp);
     })
 }

@@ -269,7 +269,7 @@ impl Writer<'_> {
     }
 
     /// A level, name or source: `|` and line breaks become `_`, empty becomes `_`.
-    #[inline]
+    #[inline(always)]
     fn field(&mut self, text: &str) {
         if text.is_empty() {
             self.byte(b'_');
@@ -351,7 +351,7 @@ impl Writer<'_> {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn integer(&mut self, value: i64) {
         if value < 0 {
             self.byte(b'-');

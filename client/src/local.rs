@@ -41,6 +41,8 @@ pub(crate) struct ClientLocal {
     shared: Weak<Shared>,
     /// This thread's counters for this client.
     pub(crate) counters: Arc<ThreadCounters>,
+    /// The stripe of the client's queue this thread pushes to.
+    pub(crate) stripe: usize,
     levels: [LevelEntry; LEVELS],
     /// Where the next new level is cached.
     next_level: usize,
@@ -132,6 +134,7 @@ impl Local {
             id,
             shared: Arc::downgrade(shared),
             counters: shared.counters.register(),
+            stripe: shared.queue.assign(),
             levels: [EMPTY_LEVEL; LEVELS],
             next_level: 0,
             last: 0,

@@ -2,7 +2,7 @@
 //! set, the counters, and the flush and shutdown signals.
 
 use crate::line::Line;
-use crate::ring::Ring;
+use crate::queue::Queue;
 use crate::stats::Counters;
 use crate::subscriptions::Subscriptions;
 use crate::waker::Waker;
@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 /// State shared by a client's handles and its I/O thread.
 pub(crate) struct Shared {
     /// Formatted lines on their way to the I/O thread.
-    pub(crate) queue: Ring<Line>,
+    pub(crate) queue: Queue,
     /// Which levels are wanted.
     pub(crate) subscriptions: Subscriptions,
     /// Everything counted.
@@ -38,7 +38,7 @@ pub(crate) struct Shared {
 impl Shared {
     pub(crate) fn new(capacity: usize, waker: Waker) -> Shared {
         Shared {
-            queue: Ring::new(capacity),
+            queue: Queue::new(capacity, Queue::stripes_for_this_machine()),
             subscriptions: Subscriptions::new(),
             counters: Counters::default(),
             sleeping: AtomicBool::new(false),
@@ -76,7 +76,7 @@ impl Shared {
     /// counted once, by whoever takes it.
     #[cold]
     fn reclaim(&self) -> bool {
-        self.queue.pop_with(Line::clear).is_some()
+        self.queue.pop_any(Line::clear)
     }
 
     /// Asks the I/O thread to hand everything queued so far to ZeroMQ, and
