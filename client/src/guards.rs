@@ -65,12 +65,13 @@ impl Drop for Timer<'_> {
         }
         // A timer whose level was filtered was counted as such at its start.
         if let Some(start) = self.start {
-            self.client.record_wanted(
+            self.client.record_checked(
                 self.level,
                 Kind::Timer,
                 self.name,
                 Value::Seconds(clock::since(start)),
                 self.source,
+                false,
             );
         }
     }

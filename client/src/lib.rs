@@ -436,23 +436,12 @@ impl Zibrato {
         self.record_checked(level, kind, name, value, source, true);
     }
 
-    /// `record`, for a level already found wanted (a timer checks at its
-    /// start): skips the second look. Should the subscription have gone away
-    /// meanwhile, the I/O thread counts the line as filtered.
-    #[inline]
-    pub(crate) fn record_wanted(
-        &self,
-        level: &str,
-        kind: Kind,
-        name: &str,
-        value: Value,
-        source: Option<&str>,
-    ) {
-        self.record_checked(level, kind, name, value, source, false);
-    }
-
+    /// `record`; with `check_level` false, for a level already found wanted
+    /// (a timer checks at its start), it skips the second look. Should the
+    /// subscription have gone away meanwhile, the I/O thread counts the line
+    /// as filtered.
     #[inline(always)]
-    fn record_checked(
+    pub(crate) fn record_checked(
         &self,
         level: &str,
         kind: Kind,
