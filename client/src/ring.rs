@@ -23,6 +23,10 @@
 use std::cell::UnsafeCell;
 use std::sync::atomic::{fence, AtomicUsize, Ordering};
 
+/// How many times a push looks again at a slot that a pop is still reading
+/// before it counts the ring as full.
+const MAX_SPINS: u32 = 64;
+
 /// Keeps `head` and `tail` on cache lines of their own, so that producers
 /// claiming slots and the consumer releasing them do not slow each other.
 #[repr(align(128))]
@@ -104,13 +108,15 @@ impl<T> Ring<T> {
     }
 
     /// Claims a free slot and lets `write` fill it in place; false (without
-    /// calling `write`) if the ring is full. What `write` does not overwrite
+    /// calling `write`) if the ring is full, or if the slot it needs is still
+    /// being read by a pop after a short wait. What `write` does not overwrite
     /// is what the slot held before, so it must set every part the reader
     /// looks at. Should `write` panic, the slot is still handed on, holding
     /// whatever it was left with.
     #[inline]
     pub(crate) fn push_with(&self, write: impl FnOnce(&mut T)) -> bool {
         let mut tail = self.tail.0.load(Ordering::Relaxed);
+        let mut spins = 0u32;
         loop {
             let slot = &self.slots[tail & (self.one_lap - 1)];
             let stamp = slot.stamp.load(Ordering::Acquire);
@@ -135,11 +141,18 @@ impl<T> Ring<T> {
                     Err(current) => tail = current,
                 }
             } else if stamp.wrapping_add(self.one_lap) == tail + 1 {
-                // The slot still holds the previous lap's value: full,
-                // unless a pop is under way.
+                // The slot still holds the previous lap's value: full, or a
+                // pop is under way (or this thread's view is stale).
                 fence(Ordering::SeqCst);
                 let head = self.head.0.load(Ordering::Relaxed);
                 if head.wrapping_add(self.one_lap) == tail {
+                    return false;
+                }
+                // Unlike crossbeam's queue, waiting for a pop under way is
+                // bounded: the I/O thread holds a slot while it routes the
+                // line, and a caller must not wait on it for long.
+                spins += 1;
+                if spins > MAX_SPINS {
                     return false;
                 }
                 std::hint::spin_loop();
@@ -189,7 +202,7 @@ impl<T> Ring<T> {
                 }
                 // Claimed, not yet written.
                 spins += 1;
-                if spins < 64 {
+                if spins < MAX_SPINS {
                     std::hint::spin_loop();
                 } else {
                     std::thread::yield_now();
