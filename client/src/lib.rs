@@ -131,8 +131,9 @@
 //!   a bounded lock-free ring (Vyukov's array queue, slots of 128 bytes made
 //!   once; one ring per group of threads, up to one per core and at most 4,
 //!   so that threads recording at once do not contend) and formats the line
-//!   itself straight into it (no allocation, no copy, sanitised in place); and only when the I/O thread has said it is
-//!   going to sleep, writes one byte to a socket pair it polls. Counters
+//!   itself straight into it (no allocation, no copy, sanitised in place);
+//!   and only when the I/O thread has said it is going to sleep, writes one
+//!   byte to a socket pair it polls. Counters
 //!   are per thread (written by their owner only), summed by
 //!   [`Zibrato::stats`]. Timers read the CPU's time-stamp counter where it
 //!   is invariant (through `quanta`, calibrated when the first client is
@@ -575,6 +576,27 @@ mod tests {
             .linger(Duration::from_millis(10))
             .build()
             .unwrap()
+    }
+
+    /// A caller whose formatting panicked leaves its slot empty: the I/O
+    /// thread skips it, counts it, and goes on with the lines after it.
+    #[test]
+    fn a_slot_left_empty_by_a_panicking_caller_is_counted_and_skipped() {
+        let z = closing_client();
+        let shared = &z.inner.shared;
+        let result = std::panic::catch_unwind(|| {
+            shared.queue.push_with(0, |_| panic!("formatting failed"));
+        });
+        assert!(result.is_err());
+        z.count("info", "after", 1);
+        let until = std::time::Instant::now() + Duration::from_secs(30);
+        while z.stats().dropped_send_failed == 0 || !shared.queue.is_empty() {
+            assert!(std::time::Instant::now() < until, "{:?}", z.stats());
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let stats = z.stats();
+        assert_eq!(stats.dropped_send_failed, 1, "{stats:?}");
+        assert_eq!(stats.queued, 1, "the line after it is queued: {stats:?}");
     }
 
     #[test]

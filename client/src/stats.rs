@@ -39,7 +39,8 @@ pub struct Stats {
     /// Held for the whole hold time without a subscription for their level
     /// arriving: nobody listened, or the broker could not be reached.
     pub dropped_unsubscribed: u64,
-    /// Lost because ZeroMQ refused them (the socket was closing).
+    /// Lost because ZeroMQ refused them (the socket was closing), or left
+    /// unwritten by a recording call that panicked while formatting (a bug).
     pub dropped_send_failed: u64,
     /// Still queued or held when the client was closed and the linger ran
     /// out, or recorded after it was closed (the default client is closed at
