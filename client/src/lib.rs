@@ -208,10 +208,10 @@ pub use stats::Stats;
 pub use zibrato_backend_api::Kind;
 pub use zibrato_macros::{count_me, time_me};
 
-use line::{Line, Value};
+use line::{Line, Sample, Value};
 use shared::Shared;
-use stats::{bump_owned, bump_shared};
-use std::sync::atomic::Ordering;
+use stats::{bump_owned, bump_shared, ThreadCounters};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -409,7 +409,7 @@ impl Zibrato {
     pub(crate) fn wants_or_filter(&self, level: &str) -> bool {
         let shared = &self.inner.shared;
         let answer = local::with_client(self.inner.id, shared, |local| {
-            let wanted = local.queues(shared, level);
+            let wanted = local.levels.queues(shared, level);
             if !wanted {
                 bump_owned(&local.counters.filtered);
             }
@@ -452,26 +452,26 @@ impl Zibrato {
         check_level: bool,
     ) {
         let shared = &self.inner.shared;
+        let sample = Sample {
+            level,
+            kind,
+            name,
+            value,
+            source,
+        };
         let done = local::with_client(self.inner.id, shared, |local| {
-            if shared.shutdown.load(Ordering::Relaxed) {
-                bump_owned(&local.counters.at_close);
-                return false;
-            }
-            if check_level && !local.queues(shared, level) {
-                bump_owned(&local.counters.filtered);
-                return false;
-            }
-            if enqueue(shared, local.stripe, level, kind, name, value, source) {
-                bump_owned(&local.counters.queued);
-                true
-            } else {
-                bump_owned(&local.counters.queue_full);
-                false
-            }
+            queue_or_count(
+                shared,
+                &local.counters,
+                bump_owned,
+                || !check_level || local.levels.queues(shared, level),
+                local.stripe,
+                &sample,
+            )
         });
         let queued = match done {
             Some(queued) => queued,
-            None => self.record_slowly(level, kind, name, value, source),
+            None => self.record_slowly(&sample),
         };
         if queued && shared.after_push() {
             // Pushed as the client closed, after its last look at the queue.
@@ -481,32 +481,45 @@ impl Zibrato {
 
     /// `record` without thread-local state (during thread teardown).
     #[cold]
-    fn record_slowly(
-        &self,
-        level: &str,
-        kind: Kind,
-        name: &str,
-        value: Value,
-        source: Option<&str>,
-    ) -> bool {
+    fn record_slowly(&self, sample: &Sample) -> bool {
         let shared = &self.inner.shared;
-        let counters = &shared.counters.retired;
-        if shared.shutdown.load(Ordering::Relaxed) {
-            bump_shared(&counters.at_close);
-            return false;
-        }
-        if !shared.subscriptions.queues(level) {
-            bump_shared(&counters.filtered);
-            return false;
-        }
-        if enqueue(shared, 0, level, kind, name, value, source) {
-            bump_shared(&counters.queued);
-            true
-        } else {
-            bump_shared(&counters.queue_full);
-            false
-        }
+        queue_or_count(
+            shared,
+            &shared.counters.retired,
+            bump_shared,
+            || shared.subscriptions.queues(sample.level),
+            0,
+            sample,
+        )
     }
+}
+
+/// What every recording call decides: once the client is closed the
+/// measurement is `at_close`; at an unwanted level, `filtered`; else it is
+/// formatted into the queue's `stripe`: `queued`, or `queue_full`. `bump`
+/// writes `counters` (the calling thread's own, or the shared ones). True if
+/// it was queued.
+#[inline(always)]
+fn queue_or_count(
+    shared: &Shared,
+    counters: &ThreadCounters,
+    bump: fn(&AtomicU64),
+    wanted: impl FnOnce() -> bool,
+    stripe: usize,
+    sample: &Sample,
+) -> bool {
+    let counter = if shared.shutdown.load(Ordering::Relaxed) {
+        &counters.at_close
+    } else if !wanted() {
+        &counters.filtered
+    } else if enqueue(shared, stripe, sample) {
+        bump(&counters.queued);
+        return true;
+    } else {
+        &counters.queue_full
+    };
+    bump(counter);
+    false
 }
 
 /// Formats a measurement into a free slot of the queue's `stripe`; false if
@@ -515,19 +528,11 @@ impl Zibrato {
 /// Kept out of line: inlined, its stack frame and registers would be set up
 /// on every call, the filtered ones included, which then cost a third more.
 #[inline(never)]
-fn enqueue(
-    shared: &Shared,
-    stripe: usize,
-    level: &str,
-    kind: Kind,
-    name: &str,
-    value: Value,
-    source: Option<&str>,
-) -> bool {
+fn enqueue(shared: &Shared, stripe: usize, sample: &Sample) -> bool {
     let timestamp = line::unix_now();
-    shared.queue.push_with(stripe, |line: &mut Line| {
-        line.write(level, kind, name, value, source, timestamp);
-    })
+    shared
+        .queue
+        .push_with(stripe, |line: &mut Line| line.write(sample, timestamp))
 }
 
 /// What the attribute macros expand to call; not a public API.

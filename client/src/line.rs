@@ -28,6 +28,16 @@ pub(crate) enum Value {
     Seconds(Duration),
 }
 
+/// One measurement as a recording call gave it, on its way into a line.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Sample<'a> {
+    pub(crate) level: &'a str,
+    pub(crate) kind: Kind,
+    pub(crate) name: &'a str,
+    pub(crate) value: Value,
+    pub(crate) source: Option<&'a str>,
+}
+
 /// A measurement formatted as one wire line: a slot of the queue.
 ///
 /// Empty (`len == 0`, no heap part) when the slot holds nothing to send: a
@@ -67,15 +77,14 @@ impl Line {
     /// value with `0`, and a timestamp outside 1970–9999 with the nearest
     /// bound (as the codec does, so that every line sent parses).
     #[inline]
-    pub(crate) fn write(
-        &mut self,
-        level: &str,
-        kind: Kind,
-        name: &str,
-        value: Value,
-        source: Option<&str>,
-        timestamp: i64,
-    ) {
+    pub(crate) fn write(&mut self, sample: &Sample, timestamp: i64) {
+        let Sample {
+            level,
+            kind,
+            name,
+            value,
+            source,
+        } = *sample;
         let mut w = Writer {
             buf: &mut self.bytes,
             len: 0,
@@ -127,7 +136,14 @@ impl Line {
         timestamp: i64,
     ) -> Line {
         let mut line = Line::default();
-        line.write(level, kind, name, value, source, timestamp);
+        let sample = Sample {
+            level,
+            kind,
+            name,
+            value,
+            source,
+        };
+        line.write(&sample, timestamp);
         line
     }
 

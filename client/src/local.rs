@@ -43,6 +43,12 @@ pub(crate) struct ClientLocal {
     pub(crate) counters: Arc<ThreadCounters>,
     /// The stripe of the client's queue this thread pushes to.
     pub(crate) stripe: usize,
+    /// Whether the levels this thread recorded at lately are wanted.
+    pub(crate) levels: LevelCache,
+}
+
+/// A thread's cached answers to "is this level wanted?" for one client.
+pub(crate) struct LevelCache {
     levels: [LevelEntry; LEVELS],
     /// Where the next new level is cached.
     next_level: usize,
@@ -50,7 +56,7 @@ pub(crate) struct ClientLocal {
     last: usize,
 }
 
-impl ClientLocal {
+impl LevelCache {
     /// Whether a measurement of `level` is to be queued (else it is filtered).
     ///
     /// The level looked up last is tried first, inline: most call sites
@@ -135,9 +141,11 @@ impl Local {
             shared: Arc::downgrade(shared),
             counters: shared.counters.register(),
             stripe: shared.queue.assign(),
-            levels: [EMPTY_LEVEL; LEVELS],
-            next_level: 0,
-            last: 0,
+            levels: LevelCache {
+                levels: [EMPTY_LEVEL; LEVELS],
+                next_level: 0,
+                last: 0,
+            },
         });
         i
     }
@@ -208,7 +216,11 @@ mod tests {
                         .into_iter()
                         .chain(levels.iter().map(String::as_str))
                     {
-                        assert_eq!(local.queues(&shared, level), subscribed(level), "{level}");
+                        assert_eq!(
+                            local.levels.queues(&shared, level),
+                            subscribed(level),
+                            "{level}"
+                        );
                     }
                 }
             })

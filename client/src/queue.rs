@@ -137,16 +137,14 @@ mod tests {
     use zibrato_backend_api::Kind;
 
     fn push(queue: &Queue, stripe: usize, name: &str) -> bool {
-        queue.push_with(stripe, |line| {
-            line.write(
-                "info",
-                Kind::Counter,
-                name,
-                crate::line::Value::Number(1.0),
-                None,
-                0,
-            )
-        })
+        let sample = crate::line::Sample {
+            level: "info",
+            kind: Kind::Counter,
+            name,
+            value: crate::line::Value::Number(1.0),
+            source: None,
+        };
+        queue.push_with(stripe, |line| line.write(&sample, 0))
     }
 
     fn names(queue: &Queue, max: usize) -> Vec<String> {
