@@ -7,13 +7,17 @@
 //! - [`aggregate`]: counter roll-up, timer summaries and gauge readings per
 //!   (level, source, name) over a flush interval.
 //! - [`sanitize`]: names made safe for the wire, Librato and statsd.
+//! - [`endpoint`]: where the broker listens (default host and ports, the
+//!   worker port beside the publisher port) and how a host becomes a ZeroMQ
+//!   endpoint; shared by the client, the broker and the worker.
 //! - [`abi`] (feature `plugin`, on by default): the stable-ABI root module and
 //!   backend trait object the host loads.
 //! - [`Backend`] and [`export_backend!`] (feature `plugin`): what a plugin
 //!   author writes: a trait with Zibrato 0.2's four operations and one macro.
 //!
-//! What it is not: it does no I/O of its own and knows nothing of ZeroMQ. The
-//! client uses it without the `plugin` feature, for the codec alone.
+//! What it is not: it opens no socket and knows nothing of ZeroMQ's API; its
+//! only I/O is the host-name lookup in [`endpoint`]. The client and the broker
+//! use it without the `plugin` feature, for the codec and the endpoints.
 //!
 //! A third-party backend is a `cdylib` crate:
 //!
@@ -36,6 +40,7 @@
 
 pub mod aggregate;
 pub mod codec;
+pub mod endpoint;
 pub mod measurement;
 pub mod sanitize;
 

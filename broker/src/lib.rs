@@ -20,8 +20,9 @@
 //! ```
 
 use std::fmt;
-use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::ops::Range;
 use std::thread::JoinHandle;
+use zibrato_backend_api::endpoint::{self, Endpoint};
 
 /// Where the proxy thread and its handle talk; one per broker context.
 const CONTROL_ENDPOINT: &str = "inproc://zibrato-broker-control";
@@ -39,13 +40,23 @@ pub struct BrokerConfig {
     pub hwm: i32,
 }
 
+/// The ZeroMQ high-water mark a broker has unless told otherwise.
+pub const DEFAULT_HWM: i32 = 1_000_000;
+
+/// Where [`Broker::bind_any`] looks for a free pair of ports: below Linux's
+/// ephemeral range (32768 and up by default), from which the source ports of
+/// outgoing connections are taken, so that no reconnecting peer can hold a
+/// broker's port while the broker restarts on it.
+pub const FREE_PAIR_PORTS: Range<u16> = 20_000..32_000;
+
 impl Default for BrokerConfig {
-    /// `127.0.0.1`, port 5550 (workers on 5551), high-water mark 1 000 000.
+    /// [`endpoint::DEFAULT_HOST`] and [`endpoint::DEFAULT_PORT`] (workers on
+    /// [`endpoint::DEFAULT_WORKER_PORT`]), high-water mark [`DEFAULT_HWM`].
     fn default() -> Self {
         BrokerConfig {
-            host: "127.0.0.1".to_owned(),
-            port: 5550,
-            hwm: 1_000_000,
+            host: endpoint::DEFAULT_HOST.to_owned(),
+            port: endpoint::DEFAULT_PORT,
+            hwm: DEFAULT_HWM,
         }
     }
 }
@@ -65,13 +76,8 @@ pub enum BrokerError {
     #[error("invalid high-water mark {0}: use 0 (no limit) or more")]
     InvalidHwm(i32),
     /// The host name does not resolve to an address.
-    #[error("cannot resolve host {host:?}: {reason}")]
-    Resolve {
-        /// The host asked for.
-        host: String,
-        /// What the resolver said.
-        reason: String,
-    },
+    #[error(transparent)]
+    Resolve(#[from] endpoint::ResolveError),
     /// A ZeroMQ socket could not be created or configured.
     #[error("cannot set up the {what} socket: {source}")]
     Socket {
@@ -90,6 +96,18 @@ pub enum BrokerError {
         /// The ZeroMQ error.
         source: zmq::Error,
     },
+    /// [`Broker::bind_any`] found no free pair of ports.
+    #[error("no free pair of ports in {first}..{end} on {host}: {tries} tried")]
+    NoFreePair {
+        /// The address tried.
+        host: String,
+        /// The lowest port tried.
+        first: u16,
+        /// The end of the range (not included).
+        end: u16,
+        /// How many pairs were tried.
+        tries: u32,
+    },
     /// The proxy thread could not be started.
     #[error("cannot start the broker thread: {0}")]
     Spawn(std::io::Error),
@@ -102,8 +120,8 @@ pub struct Broker {
     backend: zmq::Socket,
     control: zmq::Socket,
     proxy_control: zmq::Socket,
-    publisher_endpoint: String,
-    worker_endpoint: String,
+    publisher_endpoint: Endpoint,
+    worker_endpoint: Endpoint,
 }
 
 impl fmt::Debug for Broker {
@@ -115,30 +133,114 @@ impl fmt::Debug for Broker {
     }
 }
 
-/// Resolves `host` to one address, preferring IPv4 (what ZeroMQ peers that
-/// connect to a host name use by default).
-fn resolve(host: &str, port: u16) -> Result<IpAddr, BrokerError> {
-    let name = match host.trim() {
-        "*" => "0.0.0.0",
-        h => h
-            .strip_prefix('[')
-            .and_then(|h| h.strip_suffix(']'))
-            .unwrap_or(h),
-    };
-    let fail = |reason: String| BrokerError::Resolve {
-        host: host.to_owned(),
-        reason,
-    };
-    let addrs: Vec<SocketAddr> = (name, port)
-        .to_socket_addrs()
-        .map_err(|e| fail(e.to_string()))?
-        .collect();
-    addrs
-        .iter()
-        .find(|a| a.is_ipv4())
-        .or_else(|| addrs.first())
-        .map(SocketAddr::ip)
-        .ok_or_else(|| fail("no address found".to_owned()))
+/// The broker's sockets, made and configured but not yet bound.
+struct Sockets {
+    ip: Endpoint,
+    frontend: zmq::Socket,
+    backend: zmq::Socket,
+    // Kept until the sockets are closed: closing the last socket of a context
+    // ends it, which closes the ports.
+    ctx: zmq::Context,
+}
+
+impl Sockets {
+    /// Checks the settings, resolves the host and creates both sockets.
+    fn new(config: &BrokerConfig) -> Result<Sockets, BrokerError> {
+        if config.hwm < 0 {
+            return Err(BrokerError::InvalidHwm(config.hwm));
+        }
+        let ip = Endpoint::resolve(&config.host, 0)?;
+        let ctx = zmq::Context::new();
+        let frontend = socket(
+            &ctx,
+            zmq::XSUB,
+            "publisher (XSUB)",
+            config.hwm,
+            ip.is_ipv6(),
+        )?;
+        let backend = socket(&ctx, zmq::XPUB, "worker (XPUB)", config.hwm, ip.is_ipv6())?;
+        Ok(Sockets {
+            ip,
+            frontend,
+            backend,
+            ctx,
+        })
+    }
+
+    /// Binds the publisher socket on `port` and the worker socket on the
+    /// next; on an error neither stays bound.
+    fn bind(&self, port: u16) -> Result<(), BrokerError> {
+        let publishers = self.ip.with_port(port).to_string();
+        bind(&self.frontend, &publishers, "publishers")?;
+        let Some(worker_port) = endpoint::worker_port(port) else {
+            return Err(BrokerError::InvalidPort {
+                port,
+                reason: "no room for the worker port (port + 1)",
+            });
+        };
+        let workers = self.ip.with_port(worker_port).to_string();
+        bind(&self.backend, &workers, "workers").inspect_err(|_| {
+            if let Err(e) = self.frontend.unbind(&publishers) {
+                log::warn!("zibrato-broker: cannot unbind {publishers}: {e}");
+            }
+        })
+    }
+
+    /// Adds the control pair, once [`Sockets::bind`] has bound `port`.
+    fn finish(self, port: u16) -> Result<Broker, BrokerError> {
+        let worker_port = endpoint::worker_port(port).unwrap_or(port);
+        let control = socket(&self.ctx, zmq::PAIR, "control", 0, false)?;
+        let proxy_control = socket(&self.ctx, zmq::PAIR, "control", 0, false)?;
+        bind(&control, CONTROL_ENDPOINT, "control")?;
+        proxy_control
+            .connect(CONTROL_ENDPOINT)
+            .map_err(|source| BrokerError::Socket {
+                what: "control",
+                source,
+            })?;
+        Ok(Broker {
+            frontend: self.frontend,
+            backend: self.backend,
+            control,
+            proxy_control,
+            publisher_endpoint: self.ip.with_port(port),
+            worker_endpoint: self.ip.with_port(worker_port),
+        })
+    }
+}
+
+/// Candidate publisher ports for [`Broker::bind_any`]: all of
+/// [`FREE_PAIR_PORTS`] in a different order in each process and call, so that
+/// brokers started at once (parallel tests) rarely try the same pair.
+struct Candidates {
+    state: u64,
+}
+
+impl Candidates {
+    fn new() -> Candidates {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static CALLS: AtomicU64 = AtomicU64::new(0);
+        let time = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        let call = CALLS.fetch_add(1, Ordering::Relaxed);
+        Candidates {
+            state: time
+                ^ (u64::from(std::process::id()) << 32)
+                ^ call.wrapping_mul(0xA24B_AED4_963E_E407),
+        }
+    }
+
+    /// The next candidate (splitmix64 over the range).
+    fn next(&mut self) -> u16 {
+        self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        let span = u64::from(FREE_PAIR_PORTS.end - FREE_PAIR_PORTS.start);
+        FREE_PAIR_PORTS.start + (z % span) as u16
+    }
 }
 
 /// Creates a socket with the broker's options.
@@ -181,54 +283,63 @@ impl Broker {
                 reason: "the broker needs a fixed port (workers use port + 1)",
             });
         }
-        if port == u16::MAX {
+        if endpoint::worker_port(port).is_none() {
             return Err(BrokerError::InvalidPort {
                 port,
                 reason: "no room for the worker port (port + 1)",
             });
         }
-        if config.hwm < 0 {
-            return Err(BrokerError::InvalidHwm(config.hwm));
+        let sockets = Sockets::new(config)?;
+        sockets.bind(port)?;
+        sockets.finish(port)
+    }
+
+    /// Like [`Broker::bind`], but on any free pair of ports (`config.port` is
+    /// not used): pairs from [`FREE_PAIR_PORTS`] are tried in a random order
+    /// until both ports bind. [`Broker::publisher_port`] says which it got.
+    /// This is how tests, the quick start and benchmarks get a broker of
+    /// their own without hunting for ports.
+    pub fn bind_any(config: &BrokerConfig) -> Result<Broker, BrokerError> {
+        const TRIES: u32 = 1000;
+        let sockets = Sockets::new(config)?;
+        let mut candidates = Candidates::new();
+        for _ in 0..TRIES {
+            let port = candidates.next();
+            match sockets.bind(port) {
+                Ok(()) => return sockets.finish(port),
+                Err(BrokerError::Bind {
+                    source: zmq::Error::EADDRINUSE,
+                    ..
+                }) => continue,
+                Err(e) => return Err(e),
+            }
         }
-        let ip = resolve(&config.host, port)?;
-        let ipv6 = ip.is_ipv6();
-        let publisher_endpoint = format!("tcp://{}", SocketAddr::new(ip, port));
-        let worker_endpoint = format!("tcp://{}", SocketAddr::new(ip, port + 1));
-
-        let ctx = zmq::Context::new();
-        let frontend = socket(&ctx, zmq::XSUB, "publisher (XSUB)", config.hwm, ipv6)?;
-        let backend = socket(&ctx, zmq::XPUB, "worker (XPUB)", config.hwm, ipv6)?;
-        bind(&frontend, &publisher_endpoint, "publishers")?;
-        bind(&backend, &worker_endpoint, "workers")?;
-
-        let control = socket(&ctx, zmq::PAIR, "control", 0, false)?;
-        let proxy_control = socket(&ctx, zmq::PAIR, "control", 0, false)?;
-        bind(&control, CONTROL_ENDPOINT, "control")?;
-        proxy_control
-            .connect(CONTROL_ENDPOINT)
-            .map_err(|source| BrokerError::Socket {
-                what: "control",
-                source,
-            })?;
-
-        Ok(Broker {
-            frontend,
-            backend,
-            control,
-            proxy_control,
-            publisher_endpoint,
-            worker_endpoint,
+        Err(BrokerError::NoFreePair {
+            host: config.host.clone(),
+            first: FREE_PAIR_PORTS.start,
+            end: FREE_PAIR_PORTS.end,
+            tries: TRIES,
         })
     }
 
     /// Where publishers connect, e.g. `tcp://127.0.0.1:5550`.
     pub fn publisher_endpoint(&self) -> String {
-        self.publisher_endpoint.clone()
+        self.publisher_endpoint.to_string()
     }
 
     /// Where workers connect, e.g. `tcp://127.0.0.1:5551`.
     pub fn worker_endpoint(&self) -> String {
-        self.worker_endpoint.clone()
+        self.worker_endpoint.to_string()
+    }
+
+    /// The publisher port (5550 by default).
+    pub fn publisher_port(&self) -> u16 {
+        self.publisher_endpoint.port()
+    }
+
+    /// The worker port: the one after the publisher port.
+    pub fn worker_port(&self) -> u16 {
+        self.worker_endpoint.port()
     }
 
     /// Starts forwarding on a thread of its own; stop it with
@@ -280,8 +391,8 @@ impl Broker {
 pub struct BrokerHandle {
     control: Option<zmq::Socket>,
     thread: Option<JoinHandle<()>>,
-    publisher_endpoint: String,
-    worker_endpoint: String,
+    publisher_endpoint: Endpoint,
+    worker_endpoint: Endpoint,
 }
 
 impl fmt::Debug for BrokerHandle {
@@ -303,12 +414,22 @@ impl BrokerHandle {
 
     /// Where publishers connect, e.g. `tcp://127.0.0.1:5550`.
     pub fn publisher_endpoint(&self) -> String {
-        self.publisher_endpoint.clone()
+        self.publisher_endpoint.to_string()
     }
 
     /// Where workers connect, e.g. `tcp://127.0.0.1:5551`.
     pub fn worker_endpoint(&self) -> String {
-        self.worker_endpoint.clone()
+        self.worker_endpoint.to_string()
+    }
+
+    /// The publisher port (5550 by default).
+    pub fn publisher_port(&self) -> u16 {
+        self.publisher_endpoint.port()
+    }
+
+    /// The worker port: the one after the publisher port.
+    pub fn worker_port(&self) -> u16 {
+        self.worker_endpoint.port()
     }
 }
 

@@ -217,3 +217,38 @@ fn bad_host_and_port_are_one_line_and_exit_1() {
         assert!(lines[0].starts_with(starts), "{args:?}: {lines:?}");
     }
 }
+
+#[test]
+fn port_any_binds_a_free_pair_and_prints_it() {
+    let running = start(&["--port", "any"]);
+    let line = running
+        .stderr
+        .recv_timeout(DEADLINE)
+        .expect("start-up line on stderr");
+    let port: u16 = line
+        .strip_prefix("zibrato-broker: publishers on tcp://127.0.0.1:")
+        .and_then(|rest| rest.split(',').next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no port in {line:?}"));
+    assert_eq!(
+        line,
+        format!(
+            "zibrato-broker: publishers on tcp://127.0.0.1:{port}, workers on tcp://127.0.0.1:{}",
+            port + 1
+        )
+    );
+    let ctx = zmq::Context::new();
+    let publ = publisher(&ctx, &format!("tcp://127.0.0.1:{port}"));
+    let sub = subscriber(&ctx, &format!("tcp://127.0.0.1:{}", port + 1), "info|");
+    check_info_only(&publ, &sub);
+}
+
+#[test]
+fn a_port_that_is_neither_a_number_nor_any_is_refused_by_name() {
+    let mut running = start(&["--port", "many"]);
+    let status = wait_exit(&mut running);
+    assert_eq!(status.code(), Some(2), "{status:?}");
+    let text = rest_of_stderr(&running).join("\n");
+    assert!(text.contains("'--port <PORT>'"), "{text}");
+    assert!(text.contains("or `any`"), "{text}");
+}

@@ -3,7 +3,7 @@
 mod common;
 
 use common::{check_info_only, free_port_pair, publisher, subscriber};
-use zibrato_broker::{Broker, BrokerConfig, BrokerError};
+use zibrato_broker::{Broker, BrokerConfig, BrokerError, FREE_PAIR_PORTS};
 
 fn config(host: &str, port: u16) -> BrokerConfig {
     BrokerConfig {
@@ -149,4 +149,51 @@ fn ipv6_loopback() {
     let publ = publisher(&ctx, &handle.publisher_endpoint());
     let sub = subscriber(&ctx, &handle.worker_endpoint(), "info|");
     check_info_only(&publ, &sub);
+}
+
+#[test]
+fn any_free_pair_binds_adjacent_ports_below_the_ephemeral_range_and_says_which() {
+    let first = Broker::bind_any(&BrokerConfig::default()).expect("a free pair");
+    let second = Broker::bind_any(&BrokerConfig::default()).expect("another free pair");
+    assert_ne!(first.publisher_port(), second.publisher_port());
+    for broker in [&first, &second] {
+        let port = broker.publisher_port();
+        assert!(FREE_PAIR_PORTS.contains(&port), "{port}");
+        assert_eq!(broker.worker_port(), port + 1);
+        assert_eq!(
+            broker.publisher_endpoint(),
+            format!("tcp://127.0.0.1:{port}")
+        );
+        assert_eq!(
+            broker.worker_endpoint(),
+            format!("tcp://127.0.0.1:{}", port + 1)
+        );
+    }
+    let port = first.publisher_port();
+    // Both ports are really bound.
+    let err = Broker::bind(&config("127.0.0.1", port)).expect_err("taken");
+    assert!(matches!(err, BrokerError::Bind { .. }), "{err:?}");
+    assert!(std::net::TcpListener::bind(("127.0.0.1", port + 1)).is_err());
+
+    let handle = first.spawn();
+    assert_eq!(
+        (handle.publisher_port(), handle.worker_port()),
+        (port, port + 1)
+    );
+    let ctx = zmq::Context::new();
+    let publ = publisher(&ctx, &handle.publisher_endpoint());
+    let sub = subscriber(&ctx, &handle.worker_endpoint(), "info|");
+    check_info_only(&publ, &sub);
+}
+
+#[test]
+fn any_free_pair_still_checks_the_host_and_high_water_mark() {
+    let err = Broker::bind_any(&config("no-such-host.invalid", 0)).expect_err("bind");
+    assert!(matches!(err, BrokerError::Resolve { .. }), "{err:?}");
+    let err = Broker::bind_any(&BrokerConfig {
+        hwm: -1,
+        ..BrokerConfig::default()
+    })
+    .expect_err("bind");
+    assert!(matches!(err, BrokerError::InvalidHwm(-1)), "{err:?}");
 }

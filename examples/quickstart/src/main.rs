@@ -18,7 +18,6 @@
 //! would stop it: a last flush delivers what was still pending.
 
 use clap::Parser;
-use std::net::TcpListener;
 use std::thread;
 use std::time::{Duration, Instant};
 use zibrato::Zibrato;
@@ -49,13 +48,9 @@ fn main() {
 }
 
 fn run(args: Args) -> Result<(), String> {
-    let port = free_port_pair().ok_or("no free pair of ports on 127.0.0.1")?;
-    let broker = Broker::bind(&BrokerConfig {
-        port,
-        ..BrokerConfig::default()
-    })
-    .and_then(Broker::try_spawn)
-    .map_err(|e| e.to_string())?;
+    let broker = Broker::bind_any(&BrokerConfig::default())
+        .and_then(Broker::try_spawn)
+        .map_err(|e| e.to_string())?;
 
     let mut options = WorkerOptions::new(broker.worker_endpoint(), &["info", "debug"]);
     options.flush = Duration::from_secs_f64(args.flush.max(0.01));
@@ -74,7 +69,7 @@ fn run(args: Args) -> Result<(), String> {
     );
 
     let z = Zibrato::builder()
-        .port(port)
+        .port(broker.publisher_port())
         .build()
         .map_err(|e| e.to_string())?;
     // The attribute macros use the process-wide default client.
@@ -144,16 +139,4 @@ fn render(request: u64) -> Result<usize, String> {
     } else {
         Ok(request as usize)
     }
-}
-
-/// A port `p` with `p` and `p + 1` both free.
-fn free_port_pair() -> Option<u16> {
-    (0..100).find_map(|_| {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .ok()?
-            .local_addr()
-            .ok()?
-            .port();
-        (port < u16::MAX && TcpListener::bind(("127.0.0.1", port + 1)).is_ok()).then_some(port)
-    })
 }

@@ -17,11 +17,12 @@
 //! ```
 
 use std::io::{BufRead, BufReader, Read};
-use std::net::TcpListener;
+use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
+use zibrato_backend_api::endpoint::{self, Endpoint};
 
 /// How long any wait in a test may take before it fails.
 pub const DEADLINE: Duration = Duration::from_secs(30);
@@ -52,36 +53,15 @@ pub fn bin(name: &str) -> PathBuf {
     path
 }
 
-/// A port `p` such that `p` and `p + 1` are both free now.
-///
-/// Picked below Linux's ephemeral range (32768 and up by default), where the
-/// source ports of outgoing connections — ZeroMQ's reconnecting peers among
-/// them — are taken from, so that none of those can grab it before the broker
-/// binds it. Parallel tests pick at random and check, and [`Broker::start`]
-/// tries again should two still collide.
+/// A port `p` such that a broker could bind `p` and `p + 1` just now, for
+/// tests that start something before its broker, or need a port no broker
+/// listens on: the broker library binds any free pair
+/// ([`zibrato_broker::Broker::bind_any`], below the ephemeral range) and
+/// lets it go at once.
 pub fn free_port_pair() -> u16 {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static SEQUENCE: AtomicU64 = AtomicU64::new(0);
-    let seed = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0)
-        ^ (u64::from(std::process::id()) << 32);
-    for attempt in 0..1000u64 {
-        let n = SEQUENCE.fetch_add(1, Ordering::Relaxed);
-        // splitmix64: a spread of candidates, different in each process.
-        let mut z = seed.wrapping_add((n + attempt).wrapping_mul(0x9E37_79B9_7F4A_7C15));
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^= z >> 31;
-        let port = 20_000 + (z % 12_000) as u16;
-        if TcpListener::bind(("127.0.0.1", port)).is_ok()
-            && TcpListener::bind(("127.0.0.1", port + 1)).is_ok()
-        {
-            return port;
-        }
-    }
-    panic!("no pair of free adjacent ports found");
+    let broker = zibrato_broker::Broker::bind_any(&zibrato_broker::BrokerConfig::default())
+        .unwrap_or_else(|e| panic!("no free pair of ports: {e}"));
+    broker.publisher_port()
 }
 
 /// Lines a child process printed, shared with the threads reading them.
@@ -235,14 +215,18 @@ pub struct Broker {
 }
 
 impl Broker {
-    /// Starts a broker on a free pair of ports and waits until it is bound.
+    /// Starts a broker on any free pair of ports (`--port any`) and waits
+    /// until it is bound.
     pub fn start() -> Broker {
-        for _ in 0..20 {
-            if let Some(broker) = Broker::try_start_on(free_port_pair()) {
-                return broker;
-            }
-        }
-        panic!("no broker could bind a free pair of ports in 20 tries");
+        let mut command = Command::new(bin("zibrato-broker"));
+        command.args(["--port", "any"]);
+        let process = Process::spawn(command);
+        process.wait_stderr("the broker to bind", |lines| {
+            lines.iter().any(|l| bound_port(l).is_some())
+        });
+        let port = process.stderr().get().iter().find_map(|l| bound_port(l));
+        let port = port.unwrap_or_else(|| panic!("no port in\n{}", process.transcript()));
+        Broker { process, port }
     }
 
     /// Starts a broker on `port` and `port + 1` and waits until it is bound,
@@ -271,25 +255,33 @@ impl Broker {
         process.wait_stderr("the broker to bind", |lines| {
             lines
                 .iter()
-                .any(|l| l.contains("publishers on") || l.contains("cannot bind"))
+                .any(|l| bound_port(l).is_some() || l.contains("cannot bind"))
         });
         let bound = process
             .stderr()
             .get()
             .iter()
-            .any(|l| l.contains("publishers on"));
+            .any(|l| bound_port(l) == Some(port));
         bound.then_some(Broker { process, port })
     }
 
     /// Where publishers connect.
     pub fn publisher_endpoint(&self) -> String {
-        format!("tcp://127.0.0.1:{}", self.port)
+        Endpoint::new(Ipv4Addr::LOCALHOST.into(), self.port).to_string()
     }
 
     /// The worker port.
     pub fn worker_port(&self) -> u16 {
-        self.port + 1
+        endpoint::worker_port(self.port).expect("a broker's port has a worker port")
     }
+}
+
+/// The publisher port in the line a broker prints once bound
+/// (`zibrato-broker: publishers on tcp://127.0.0.1:5550, workers on …`).
+fn bound_port(line: &str) -> Option<u16> {
+    let rest = line.split_once("publishers on ")?.1;
+    let endpoint = rest.split(',').next()?;
+    endpoint.rsplit(':').next()?.parse().ok()
 }
 
 /// A running `zibrato-worker`.
