@@ -1,46 +1,10 @@
-//! Zibrato's `librato` backend: posts what the worker aggregates to the
-//! Librato metrics API (`POST /v1/metrics`, source-based "legacy" API), as
-//! Zibrato 0.2's `zibrato-librato` did.
-//!
-//! ```text
-//! LIBRATO_USER=me@example.com LIBRATO_TOKEN=… zibrato-worker --plugin librato --levels info
-//! zibrato-worker --plugin librato --levels info --set librato.api_url=http://127.0.0.1:8080/v1/metrics
-//! ```
-//!
-//! Librato's live service has been retired by its vendor. The backend remains
-//! useful against anything that speaks the same API (a compatible collector,
-//! a proxy, a test double); it is tested against a strict local double of the
-//! documented API.
-//!
-//! What it sends ([`payload`]): every measurement as a gauge, in batches of at
-//! most `batch_size` (300), with HTTP basic auth and `User-Agent:
-//! zibrato/<version>`:
-//!
-//! - counters rolled up per (source, name) at each flush, with the flush time
-//!   as `measure_time`;
-//! - gauge readings with their own time;
-//! - timers as summary gauges (`count`, `sum`, `min`, `max`, `sum_squares`)
-//!   per (source, name), or with `timers = "raw"` one gauge per measurement;
-//! - names and sources sanitised to `[A-Za-z0-9.:_-]`, at most 255
-//!   characters; `source` (a setting) for measurements that have none.
-//!
-//! How ([`sender`]): `flush` turns the interval's aggregates into batches and
-//! hands them to the plugin's own sender thread, then returns: a slow or
-//! failing API never holds up the worker. The thread retries 5xx, 408, 429
-//! (honouring `Retry-After`), time-outs and connection errors with
-//! exponential backoff and jitter, drops (and counts) what grows older than
-//! `max_age`, and drops (and counts, and logs with the API's error text) a
-//! batch the API refused with any other 4xx. What was delivered or dropped is
-//! reported to the worker at the next flush.
-//!
-//! `connect` checks the credentials with one `GET` before the first flush: a
-//! 401 or 403 (or any other refusal) stops the worker with one line naming
-//! the HTTP status; an API that cannot be reached is logged and the worker
-//! starts anyway, retrying as above.
-//!
-//! Settings: [`settings`]. The token is never printed or logged: it is a
-//! [`settings::Secret`], whose `Debug` and `Display` are redacted.
-
+// The manual, README.md, is the crate's documentation. Its links name
+// source files, for reading it on its own; these targets come first, so they
+// win in rustdoc and point the same links at the items.
+//! [`payload`]: payload
+//! [`sender`]: sender
+//! [`Secret`]: settings::Secret
+#![doc = include_str!("../README.md")]
 #![warn(missing_docs)]
 
 pub mod api;

@@ -1,49 +1,10 @@
-//! Zibrato's `statsd` backend: sends measurements to a statsd server (Etsy's
-//! statsd, or anything speaking its line protocol: Telegraf, the Datadog
-//! agent, statsd_exporter), which aggregates them and passes them on.
-//!
-//! ```text
-//! zibrato-worker --plugin statsd --levels info --set statsd.host=metrics.local
-//! zibrato-worker --plugin statsd --levels info --set statsd.tags=dogstatsd --set statsd.prefix=shop
-//! ```
-//!
-//! Settings ([`Settings`], `[backends.statsd]` or `--set statsd.KEY=VALUE`):
-//!
-//! | key | default | meaning |
-//! |---|---|---|
-//! | `host` | `"127.0.0.1"` | statsd's host name or address, resolved at start |
-//! | `port` | 8125 | statsd's port |
-//! | `prefix` | `""` | put in front of every name, with a dot |
-//! | `max_packet` | 1432 | largest datagram in bytes (512 and 8932 are the other usual values) |
-//! | `tags` | `"none"` | `"none"`: source in the name; `"dogstatsd"`: a `#source:…` tag |
-//! | `protocol` | `"udp"` | `"udp"` or `"tcp"` (newline-terminated lines, reconnecting) |
-//! | `include_level` | false | the level in the name after the prefix (a `level:` tag with dogstatsd) |
-//! | `max_series` | 100000 | most counter series and gauge series held between flushes |
-//! | `max_pending` | 100000 | most timer samples held between flushes |
-//!
-//! What is sent at each flush ([`mod@line`] has the grammar):
-//!
-//! - a counter: its total over the interval, `shop.web1.requests:42|c`;
-//! - a gauge: its last value, `shop.queue.depth:123|g`; a negative value is
-//!   sent as `0` then the value, `depth:0|g` `depth:-5|g`, in one datagram,
-//!   since statsd reads a leading sign as a change;
-//! - a timer: every sample, in milliseconds, `shop.db.query:12.345|ms`, so that
-//!   statsd's percentiles and deviation are right.
-//!
-//! Names are `prefix.source.name`, parts left out when empty, each made safe
-//! for statsd; with `tags = "dogstatsd"` the source goes into a tag instead:
-//! `shop.requests:42|c|#source:web1`. Lines are packed into datagrams of at
-//! most `max_packet` bytes ([`packer`]); a line longer than that is sent alone.
-//!
-//! Failures: an unresolvable `host` stops the worker at start, naming it. A
-//! statsd that is down costs nothing: UDP sends regardless, and when the
-//! kernel reports that statsd refused earlier datagrams the datagram at hand
-//! is counted as dropped. A flush therefore always returns `Ok`, with what
-//! could not be sent counted in [`FlushReport::dropped`] and a warning logged
-//! when sending starts failing (then at most once a minute). Nothing is kept
-//! for a retry: statsd aggregates per interval, and UDP never says whether
-//! what it sent arrived anyway.
-
+// The manual, README.md, is the crate's documentation. Its links name
+// source files, for reading it on its own; these targets come first, so they
+// win in rustdoc and point the same links at the items.
+//! [`line`]: mod@line
+//! [`packer`]: packer
+//! [`TIMEOUT`]: transport::TIMEOUT
+#![doc = include_str!("../README.md")]
 #![warn(missing_docs)]
 
 pub mod line;

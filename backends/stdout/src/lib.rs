@@ -1,30 +1,9 @@
-//! Zibrato's `stdout` backend: prints what was aggregated over each flush
-//! interval to standard output, as aligned text for people (the default) or as
-//! JSON lines for programs.
-//!
-//! It is what the quick start shows and what to reach for when checking that
-//! measurements flow; it is not a store: nothing is kept once printed.
-//!
-//! ```text
-//! zibrato-worker --plugin stdout --levels info,debug
-//! zibrato-worker --plugin stdout --levels info --set stdout.format=json
-//! ```
-//!
-//! Settings ([`Settings`], `[backends.stdout]` or `--set stdout.KEY=VALUE`):
-//!
-//! | key | default | meaning |
-//! |---|---|---|
-//! | `format` | `"text"` | `"text"` ([`text`]) or `"json"` ([`json`]) |
-//! | `max_series` | 100000 | most series of each kind held between flushes |
-//!
-//! Each flush prints one line per aggregated measurement — counter totals per
-//! (level, source, name), then each gauge reading, then timer summaries per
-//! (level, source, name) — in the order [`Snapshot`] sorts them, and nothing
-//! when nothing arrived. Output is written under the stdout lock and flushed at
-//! the end of every flush. If writing fails (a closed pipe), the flush returns
-//! an error and that interval's lines are lost: a terminal or pipe that went
-//! away will not come back for a retry.
-
+// The manual, README.md, is the crate's documentation. Its links name
+// source files, for reading it on its own; these targets come first, so they
+// win in rustdoc and point the same links at the items.
+//! [`text`]: text
+//! [`json`]: json
+#![doc = include_str!("../README.md")]
 #![warn(missing_docs)]
 
 pub mod json;
