@@ -516,6 +516,24 @@ fn a_bad_setting_names_the_key() {
 }
 
 #[test]
+fn a_host_that_does_not_resolve_is_one_line_naming_it() {
+    let (status, _, stderr) = Worker::run(&[
+        "--plugin",
+        "stdout",
+        "--levels",
+        "info",
+        "--host",
+        "no-such-host.invalid",
+    ]);
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.starts_with(r#"zibrato-worker: cannot resolve host "no-such-host.invalid": "#),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn a_plugin_built_against_another_api_version_names_the_file_and_versions() {
     let (status, _, stderr) = Worker::run(&["--plugin", "old-api", "--levels", "info"]);
     assert_eq!(status.code(), Some(1), "{stderr}");
