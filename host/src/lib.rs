@@ -5,7 +5,9 @@
 //! the broker's worker port ([`receiver`]), hands every frame to each backend
 //! on that backend's own thread ([`runner`]), and flushes each backend every
 //! interval and once more when stopped ([`worker`]). What it does is counted
-//! per backend ([`stats`]) and logged at every flush ([`logging`]).
+//! per backend ([`stats`]) and logged at every flush ([`logging`]). What it
+//! runs on, the binary resolves from flags, a TOML file and defaults
+//! ([`config`]).
 //!
 //! What it is not: it parses nothing itself (parsing is the backend's
 //! `parse`, by default the standard codec) and holds no measurement longer

@@ -12,6 +12,7 @@ use crossbeam_channel::Sender;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use zibrato_backend_api::endpoint::Endpoint;
 
 /// Most frames in one chunk.
 pub const CHUNK_FRAMES: usize = 4096;
@@ -88,7 +89,7 @@ pub struct ReceiverCounts {
 /// Opens the SUB socket, connected to `endpoint` and subscribed to each level.
 pub fn subscribe(
     context: &zmq::Context,
-    endpoint: &str,
+    endpoint: &Endpoint,
     levels: &[String],
     hwm: i32,
 ) -> Result<zmq::Socket, String> {
@@ -98,7 +99,7 @@ pub fn subscribe(
     socket
         .set_rcvhwm(hwm)
         .and_then(|()| socket.set_linger(0))
-        .and_then(|()| socket.set_ipv6(endpoint.contains('[')))
+        .and_then(|()| socket.set_ipv6(endpoint.is_ipv6()))
         .map_err(|e| format!("cannot configure the ZeroMQ socket: {e}"))?;
     for level in levels {
         // `level|`, not `level`: a worker for `info` must not get `information`.
@@ -107,7 +108,7 @@ pub fn subscribe(
             .map_err(|e| format!("cannot subscribe to level {level:?}: {e}"))?;
     }
     socket
-        .connect(endpoint)
+        .connect(&endpoint.to_string())
         .map_err(|e| format!("cannot connect to {endpoint}: {e}"))?;
     Ok(socket)
 }

@@ -10,13 +10,21 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+use zibrato_backend_api::endpoint::Endpoint;
 use zibrato_backend_api::Logger;
+
+/// Default flush interval in seconds.
+pub const DEFAULT_FLUSH_SECONDS: f64 = 60.0;
+/// Default ZeroMQ receive high-water mark: frames held before ZeroMQ drops.
+pub const DEFAULT_HWM: i32 = 1_000_000;
+/// Default budget of frames queued per backend, in MiB.
+pub const DEFAULT_QUEUE_MIB: usize = 64;
 
 /// How a worker runs.
 #[derive(Debug, Clone)]
 pub struct WorkerOptions {
     /// The broker's worker endpoint (`tcp://127.0.0.1:5551`).
-    pub endpoint: String,
+    pub endpoint: Endpoint,
     /// Levels subscribed to.
     pub levels: Vec<String>,
     /// Flush interval.
@@ -28,14 +36,15 @@ pub struct WorkerOptions {
 }
 
 impl WorkerOptions {
-    /// Options for `endpoint` and `levels`, with default interval and caps.
-    pub fn new(endpoint: impl Into<String>, levels: &[&str]) -> WorkerOptions {
+    /// Options for `endpoint` and `levels`, with the default interval and
+    /// caps.
+    pub fn new(endpoint: Endpoint, levels: &[&str]) -> WorkerOptions {
         WorkerOptions {
-            endpoint: endpoint.into(),
+            endpoint,
             levels: levels.iter().map(|l| l.to_string()).collect(),
-            flush: Duration::from_secs_f64(crate::config::DEFAULT_FLUSH_SECONDS),
-            queue_bytes: crate::config::DEFAULT_QUEUE_MIB << 20,
-            hwm: crate::config::DEFAULT_HWM,
+            flush: Duration::from_secs_f64(DEFAULT_FLUSH_SECONDS),
+            queue_bytes: DEFAULT_QUEUE_MIB << 20,
+            hwm: DEFAULT_HWM,
         }
     }
 }

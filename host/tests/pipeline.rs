@@ -29,6 +29,17 @@ fn counter_total(lines: &[String], name: &str) -> f64 {
         .sum()
 }
 
+/// Whether the 0.2 sample is printed whole: `done`, at least `requests`
+/// requests, a gauge and a timer. A flush prints its lines one by one, and
+/// "done" sorts before the rest: waiting for it alone is not enough.
+fn all_printed(lines: &[String], requests: f64) -> bool {
+    let values = json_values(lines);
+    counter_total(lines, "done") >= 1.0
+        && counter_total(lines, "requests") >= requests
+        && values.iter().any(|v| v["type"] == "gauge")
+        && values.iter().any(|v| v["type"] == "timer")
+}
+
 fn stdout_json_worker(broker: &Broker, levels: &str, extra: &[&str]) -> Worker {
     let mut args = vec![
         "--plugin",
@@ -62,16 +73,7 @@ fn byte_exact_zibrato_0_2_messages_are_aggregated() {
     ] {
         publisher.send(frame);
     }
-    // A flush prints its lines one by one: wait for all of them, not just
-    // the first ("done" sorts before the rest).
-    let complete = |lines: &[String]| {
-        let values = json_values(lines);
-        counter_total(lines, "done") >= 1.0
-            && counter_total(lines, "requests") >= 12.0
-            && values.iter().any(|v| v["type"] == "gauge")
-            && values.iter().any(|v| v["type"] == "timer")
-    };
-    worker.wait_stdout("every measurement", complete);
+    worker.wait_stdout("every measurement", |lines| all_printed(lines, 12.0));
     let lines = worker.stdout().get();
     assert_eq!(counter_total(&lines, "requests"), 12.0);
     let values = json_values(&lines);
@@ -120,14 +122,8 @@ fn a_zibrato_0_2_python_client_works_unchanged() {
     });
     writeln!(client.stdin.take().expect("stdin"), "go").expect("tell the client to go");
     assert!(client.wait().expect("client exit").success());
-    // A flush prints its lines one by one: wait for all of them, not just
-    // the first ("done" sorts before the rest).
     worker.wait_stdout("the 0.2 client's measurements", |lines| {
-        let values = json_values(lines);
-        counter_total(lines, "done") >= 1.0
-            && counter_total(lines, "requests") >= 15.0
-            && values.iter().any(|v| v["type"] == "gauge")
-            && values.iter().any(|v| v["type"] == "timer")
+        all_printed(lines, 15.0)
     });
     let lines = worker.stdout().get();
     assert_eq!(
@@ -513,6 +509,24 @@ fn a_bad_setting_names_the_key() {
         Worker::run(&["--plugin", "stdout", "--levels", "info", "--flush", "0"]);
     assert_eq!(status.code(), Some(1));
     assert!(stderr.contains("flush"), "{stderr}");
+}
+
+#[test]
+fn a_host_that_does_not_resolve_is_one_line_naming_it() {
+    let (status, _, stderr) = Worker::run(&[
+        "--plugin",
+        "stdout",
+        "--levels",
+        "info",
+        "--host",
+        "no-such-host.invalid",
+    ]);
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.starts_with(r#"zibrato-worker: cannot resolve host "no-such-host.invalid": "#),
+        "{stderr}"
+    );
 }
 
 #[test]
