@@ -21,6 +21,7 @@ use clap::Parser;
 use std::thread;
 use std::time::{Duration, Instant};
 use zibrato::Zibrato;
+use zibrato_backend_api::endpoint::Endpoint;
 use zibrato_broker::{Broker, BrokerConfig};
 use zibrato_host::{BackendSpec, Plugin, Worker, WorkerOptions};
 
@@ -48,11 +49,14 @@ fn main() {
 }
 
 fn run(args: Args) -> Result<(), String> {
-    let broker = Broker::bind_any(&BrokerConfig::default())
+    let config = BrokerConfig::default();
+    let broker = Broker::bind_any(&config)
         .and_then(Broker::try_spawn)
         .map_err(|e| e.to_string())?;
 
-    let mut options = WorkerOptions::new(broker.worker_endpoint(), &["info", "debug"]);
+    let workers =
+        Endpoint::resolve(&config.host, broker.worker_port()).map_err(|e| e.to_string())?;
+    let mut options = WorkerOptions::new(workers, &["info", "debug"]);
     options.flush = Duration::from_secs_f64(args.flush.max(0.01));
     let stdout = BackendSpec {
         name: "stdout".into(),
