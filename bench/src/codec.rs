@@ -3,7 +3,7 @@
 //! measurement into line splitting, parsing and aggregation, so the analysis
 //! in BENCHMARKS.md rests on numbers rather than guesses.
 
-use crate::Workload;
+use crate::workload::Workload;
 use std::time::Instant;
 use zibrato_backend_api::codec::{frame_lines, parse_frame, FrameLevel};
 use zibrato_backend_api::Aggregator;
