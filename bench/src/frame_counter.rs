@@ -6,10 +6,11 @@ use crate::probe;
 use crate::workload::LEVEL;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
+use zibrato_backend_api::endpoint::Endpoint;
 
 /// The `SUB` socket's receive high-water mark: the one the published
 /// baseline figures were measured with. (The worker's own is
-/// [`zibrato_host::config::DEFAULT_HWM`].)
+/// [`zibrato_host::worker::DEFAULT_HWM`].)
 const RCVHWM: i32 = 100_000;
 /// How long a receive waits before the loop looks at the clock again, in ms.
 const RECV_TIMEOUT_MS: i32 = 100;
@@ -25,7 +26,7 @@ pub(crate) struct Counted {
 /// Counts frames (probes aside) from `endpoint` until `expected` or no
 /// progress for `grace`; sets `seen` at the first probe.
 pub(crate) fn count_frames(
-    endpoint: &str,
+    endpoint: &Endpoint,
     expected: u64,
     seen: &AtomicBool,
     grace: Duration,

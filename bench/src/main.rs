@@ -210,7 +210,7 @@ impl Bench<'_> {
         let seen = Arc::new(AtomicBool::new(false));
         let expected = workload.n_frames;
         let grace = self.args.grace();
-        let endpoint = broker.worker_endpoint();
+        let endpoint = broker.worker_address();
         let consumer = {
             let seen = Arc::clone(&seen);
             std::thread::spawn(move || {

@@ -342,6 +342,18 @@ impl Broker {
         self.worker_endpoint.port()
     }
 
+    /// Where publishers connect, as an [`Endpoint`] (for a client in the
+    /// same process).
+    pub fn publisher_address(&self) -> Endpoint {
+        self.publisher_endpoint
+    }
+
+    /// Where workers connect, as an [`Endpoint`] (for a worker in the same
+    /// process).
+    pub fn worker_address(&self) -> Endpoint {
+        self.worker_endpoint
+    }
+
     /// Starts forwarding on a thread of its own; stop it with
     /// [`BrokerHandle::stop`] or by dropping the handle.
     ///
@@ -430,6 +442,18 @@ impl BrokerHandle {
     /// The worker port: the one after the publisher port.
     pub fn worker_port(&self) -> u16 {
         self.worker_endpoint.port()
+    }
+
+    /// Where publishers connect, as an [`Endpoint`] (for a client in the
+    /// same process).
+    pub fn publisher_address(&self) -> Endpoint {
+        self.publisher_endpoint
+    }
+
+    /// Where workers connect, as an [`Endpoint`] (for a worker in the same
+    /// process).
+    pub fn worker_address(&self) -> Endpoint {
+        self.worker_endpoint
     }
 }
 

@@ -21,7 +21,6 @@ use clap::Parser;
 use std::thread;
 use std::time::{Duration, Instant};
 use zibrato::Zibrato;
-use zibrato_backend_api::endpoint::Endpoint;
 use zibrato_broker::{Broker, BrokerConfig};
 use zibrato_host::{BackendSpec, Plugin, Worker, WorkerOptions};
 
@@ -49,14 +48,11 @@ fn main() {
 }
 
 fn run(args: Args) -> Result<(), String> {
-    let config = BrokerConfig::default();
-    let broker = Broker::bind_any(&config)
+    let broker = Broker::bind_any(&BrokerConfig::default())
         .and_then(Broker::try_spawn)
         .map_err(|e| e.to_string())?;
 
-    let workers =
-        Endpoint::resolve(&config.host, broker.worker_port()).map_err(|e| e.to_string())?;
-    let mut options = WorkerOptions::new(workers, &["info", "debug"]);
+    let mut options = WorkerOptions::new(broker.worker_address(), &["info", "debug"]);
     options.flush = Duration::from_secs_f64(args.flush.max(0.01));
     let stdout = BackendSpec {
         name: "stdout".into(),
