@@ -113,6 +113,44 @@ pub enum BrokerError {
     Spawn(std::io::Error),
 }
 
+/// The accessors [`Broker`] and [`BrokerHandle`] share: where each side
+/// connects, as text, port or [`Endpoint`].
+macro_rules! addresses {
+    () => {
+        /// Where publishers connect, e.g. `tcp://127.0.0.1:5550`.
+        pub fn publisher_endpoint(&self) -> String {
+            self.publisher_endpoint.to_string()
+        }
+
+        /// Where workers connect, e.g. `tcp://127.0.0.1:5551`.
+        pub fn worker_endpoint(&self) -> String {
+            self.worker_endpoint.to_string()
+        }
+
+        /// The publisher port (5550 by default).
+        pub fn publisher_port(&self) -> u16 {
+            self.publisher_endpoint.port()
+        }
+
+        /// The worker port: the one after the publisher port.
+        pub fn worker_port(&self) -> u16 {
+            self.worker_endpoint.port()
+        }
+
+        /// Where publishers connect, as an [`Endpoint`] (for a client in the
+        /// same process).
+        pub fn publisher_address(&self) -> Endpoint {
+            self.publisher_endpoint
+        }
+
+        /// Where workers connect, as an [`Endpoint`] (for a worker in the same
+        /// process).
+        pub fn worker_address(&self) -> Endpoint {
+            self.worker_endpoint
+        }
+    };
+}
+
 /// A broker whose sockets are bound but which does not forward yet; start it
 /// with [`Broker::spawn`].
 pub struct Broker {
@@ -322,37 +360,7 @@ impl Broker {
         })
     }
 
-    /// Where publishers connect, e.g. `tcp://127.0.0.1:5550`.
-    pub fn publisher_endpoint(&self) -> String {
-        self.publisher_endpoint.to_string()
-    }
-
-    /// Where workers connect, e.g. `tcp://127.0.0.1:5551`.
-    pub fn worker_endpoint(&self) -> String {
-        self.worker_endpoint.to_string()
-    }
-
-    /// The publisher port (5550 by default).
-    pub fn publisher_port(&self) -> u16 {
-        self.publisher_endpoint.port()
-    }
-
-    /// The worker port: the one after the publisher port.
-    pub fn worker_port(&self) -> u16 {
-        self.worker_endpoint.port()
-    }
-
-    /// Where publishers connect, as an [`Endpoint`] (for a client in the
-    /// same process).
-    pub fn publisher_address(&self) -> Endpoint {
-        self.publisher_endpoint
-    }
-
-    /// Where workers connect, as an [`Endpoint`] (for a worker in the same
-    /// process).
-    pub fn worker_address(&self) -> Endpoint {
-        self.worker_endpoint
-    }
+    addresses!();
 
     /// Starts forwarding on a thread of its own; stop it with
     /// [`BrokerHandle::stop`] or by dropping the handle.
@@ -424,37 +432,7 @@ impl BrokerHandle {
         drop(self);
     }
 
-    /// Where publishers connect, e.g. `tcp://127.0.0.1:5550`.
-    pub fn publisher_endpoint(&self) -> String {
-        self.publisher_endpoint.to_string()
-    }
-
-    /// Where workers connect, e.g. `tcp://127.0.0.1:5551`.
-    pub fn worker_endpoint(&self) -> String {
-        self.worker_endpoint.to_string()
-    }
-
-    /// The publisher port (5550 by default).
-    pub fn publisher_port(&self) -> u16 {
-        self.publisher_endpoint.port()
-    }
-
-    /// The worker port: the one after the publisher port.
-    pub fn worker_port(&self) -> u16 {
-        self.worker_endpoint.port()
-    }
-
-    /// Where publishers connect, as an [`Endpoint`] (for a client in the
-    /// same process).
-    pub fn publisher_address(&self) -> Endpoint {
-        self.publisher_endpoint
-    }
-
-    /// Where workers connect, as an [`Endpoint`] (for a worker in the same
-    /// process).
-    pub fn worker_address(&self) -> Endpoint {
-        self.worker_endpoint
-    }
+    addresses!();
 }
 
 impl Drop for BrokerHandle {

@@ -56,14 +56,24 @@ fn start_broker(port: u16) -> Running {
         .stderr
         .recv_timeout(DEADLINE)
         .expect("start-up line on stderr");
-    assert_eq!(
-        line,
-        format!(
-            "zibrato-broker: publishers on tcp://127.0.0.1:{port}, workers on tcp://127.0.0.1:{}",
-            port + 1
-        )
-    );
+    assert_eq!(line, startup_line(port));
     running
+}
+
+/// What the broker prints once bound on `port` and the next.
+fn startup_line(port: u16) -> String {
+    format!(
+        "zibrato-broker: publishers on tcp://127.0.0.1:{port}, workers on tcp://127.0.0.1:{}",
+        port + 1
+    )
+}
+
+/// Checks that a broker on `port` forwards `info` and nothing else.
+fn check_forwarding(port: u16) {
+    let ctx = zmq::Context::new();
+    let publ = publisher(&ctx, &format!("tcp://127.0.0.1:{port}"));
+    let sub = subscriber(&ctx, &format!("tcp://127.0.0.1:{}", port + 1), "info|");
+    check_info_only(&publ, &sub);
 }
 
 /// Waits (polling) for the process to exit, up to the deadline.
@@ -115,10 +125,7 @@ fn sigquit_stops_with_status_0() {
 fn forwards_only_the_subscribed_level() {
     let port = free_port_pair();
     let _running = start_broker(port);
-    let ctx = zmq::Context::new();
-    let publ = publisher(&ctx, &format!("tcp://127.0.0.1:{port}"));
-    let sub = subscriber(&ctx, &format!("tcp://127.0.0.1:{}", port + 1), "info|");
-    check_info_only(&publ, &sub);
+    check_forwarding(port);
 }
 
 #[test]
@@ -230,17 +237,8 @@ fn port_any_binds_a_free_pair_and_prints_it() {
         .and_then(|rest| rest.split(',').next())
         .and_then(|p| p.parse().ok())
         .unwrap_or_else(|| panic!("no port in {line:?}"));
-    assert_eq!(
-        line,
-        format!(
-            "zibrato-broker: publishers on tcp://127.0.0.1:{port}, workers on tcp://127.0.0.1:{}",
-            port + 1
-        )
-    );
-    let ctx = zmq::Context::new();
-    let publ = publisher(&ctx, &format!("tcp://127.0.0.1:{port}"));
-    let sub = subscriber(&ctx, &format!("tcp://127.0.0.1:{}", port + 1), "info|");
-    check_info_only(&publ, &sub);
+    assert_eq!(line, startup_line(port));
+    check_forwarding(port);
 }
 
 #[test]

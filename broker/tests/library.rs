@@ -5,6 +5,12 @@ mod common;
 use common::{check_info_only, free_port_pair, publisher, subscriber};
 use zibrato_broker::{Broker, BrokerConfig, BrokerError, FREE_PAIR_PORTS};
 
+/// Checks a broker's endpoints for publisher port `port`.
+fn assert_endpoints(publishers: String, workers: String, port: u16) {
+    assert_eq!(publishers, format!("tcp://127.0.0.1:{port}"));
+    assert_eq!(workers, format!("tcp://127.0.0.1:{}", port + 1));
+}
+
 fn config(host: &str, port: u16) -> BrokerConfig {
     BrokerConfig {
         host: host.to_owned(),
@@ -26,23 +32,9 @@ fn default_config() {
 fn bind_spawn_forward_stop_and_rebind() {
     let port = free_port_pair();
     let broker = Broker::bind(&config("127.0.0.1", port)).expect("bind");
-    assert_eq!(
-        broker.publisher_endpoint(),
-        format!("tcp://127.0.0.1:{port}")
-    );
-    assert_eq!(
-        broker.worker_endpoint(),
-        format!("tcp://127.0.0.1:{}", port + 1)
-    );
+    assert_endpoints(broker.publisher_endpoint(), broker.worker_endpoint(), port);
     let handle = broker.spawn();
-    assert_eq!(
-        handle.publisher_endpoint(),
-        format!("tcp://127.0.0.1:{port}")
-    );
-    assert_eq!(
-        handle.worker_endpoint(),
-        format!("tcp://127.0.0.1:{}", port + 1)
-    );
+    assert_endpoints(handle.publisher_endpoint(), handle.worker_endpoint(), port);
 
     let ctx = zmq::Context::new();
     let publ = publisher(&ctx, &handle.publisher_endpoint());
@@ -160,14 +152,7 @@ fn any_free_pair_binds_adjacent_ports_below_the_ephemeral_range_and_says_which()
         let port = broker.publisher_port();
         assert!(FREE_PAIR_PORTS.contains(&port), "{port}");
         assert_eq!(broker.worker_port(), port + 1);
-        assert_eq!(
-            broker.publisher_endpoint(),
-            format!("tcp://127.0.0.1:{port}")
-        );
-        assert_eq!(
-            broker.worker_endpoint(),
-            format!("tcp://127.0.0.1:{}", port + 1)
-        );
+        assert_endpoints(broker.publisher_endpoint(), broker.worker_endpoint(), port);
     }
     let port = first.publisher_port();
     // Both ports are really bound.
