@@ -6,7 +6,8 @@
 //!   one line per measurement, several lines of one level per frame.
 //! - [`aggregate`]: counter roll-up, timer summaries and gauge readings per
 //!   (level, source, name) over a flush interval.
-//! - [`sanitize`]: names made safe for the wire, Librato and statsd.
+//! - [`sanitize`]: names made safe for a destination's alphabet, and the
+//!   wire's alphabet; a backend passes [`sanitize::sanitize`] its own.
 //! - [`endpoint`]: where the broker listens (default host and ports, the
 //!   worker port beside the publisher port) and how a host becomes a ZeroMQ
 //!   endpoint; shared by the client, the broker and the worker.

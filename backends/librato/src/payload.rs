@@ -14,10 +14,11 @@
 
 use crate::settings::Timers;
 use serde::Serialize;
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use zibrato_backend_api::aggregate::{GaugeReading, Snapshot};
 use zibrato_backend_api::measurement::NO_SOURCE;
-use zibrato_backend_api::sanitize::librato_name;
+use zibrato_backend_api::sanitize::sanitize;
 use zibrato_backend_api::{Measurement, Series, TimerSummary};
 
 /// How far in the future a measure time may be: later ones (a client's clock
@@ -103,6 +104,17 @@ impl<'a> Body<'a> {
             counters: &[],
         }
     }
+}
+
+/// Whether `c` is allowed in a Librato metric name or source.
+pub fn is_librato_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '.' | ':' | '_' | '-')
+}
+
+/// A metric name or source made safe for Librato: `[A-Za-z0-9.:_-]`, at most
+/// 255 characters.
+pub fn librato_name(text: &str) -> Cow<'_, str> {
+    sanitize(text, is_librato_char, '_', 255)
 }
 
 /// A (source, name) pair, sanitised.
@@ -339,6 +351,28 @@ mod tests {
             aggregator.add(m).unwrap();
         }
         aggregator.take()
+    }
+
+    #[test]
+    fn clean_names_are_borrowed() {
+        assert!(matches!(
+            librato_name("db.query"),
+            Cow::Borrowed("db.query")
+        ));
+    }
+
+    #[test]
+    fn forbidden_characters_are_replaced() {
+        assert_eq!(librato_name("GET /users?id=1"), "GET__users_id_1");
+    }
+
+    #[test]
+    fn names_are_cut_to_255() {
+        let long = "x".repeat(300);
+        assert_eq!(librato_name(&long).len(), 255);
+        let wide = "é".repeat(300);
+        let cut = librato_name(&wide);
+        assert!(cut.len() <= 255 && cut.chars().all(|c| c == '_'));
     }
 
     #[test]

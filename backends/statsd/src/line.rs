@@ -16,7 +16,7 @@ use crate::settings::TagStyle;
 use std::borrow::Cow;
 use zibrato_backend_api::codec::write_number;
 use zibrato_backend_api::measurement::NO_SOURCE;
-use zibrato_backend_api::sanitize::{is_statsd_char, sanitize, statsd_name};
+use zibrato_backend_api::sanitize::sanitize;
 use zibrato_backend_api::Measurement;
 
 /// The statsd type marker of counters.
@@ -92,6 +92,17 @@ impl Namer {
             }
         }
     }
+}
+
+/// Whether `c` is allowed in a statsd metric name: no `:`, `|`, `@`, `#`,
+/// whitespace or control characters.
+pub fn is_statsd_char(c: char) -> bool {
+    !(matches!(c, ':' | '|' | '@' | '#') || c.is_whitespace() || c.is_control())
+}
+
+/// A metric name made safe for statsd.
+pub fn statsd_name(text: &str) -> Cow<'_, str> {
+    sanitize(text, is_statsd_char, '_', usize::MAX)
 }
 
 /// A source as one name component: statsd-safe, dots replaced.
@@ -170,6 +181,16 @@ mod tests {
         let mut out = Vec::new();
         write_line(&mut out, key, value, kind);
         String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn forbidden_characters_are_replaced() {
+        assert_eq!(statsd_name("a:b|c@d#e f\tg"), "a_b_c_d_e_f_g");
+    }
+
+    #[test]
+    fn empty_names_become_the_replacement() {
+        assert_eq!(statsd_name(""), "_");
     }
 
     #[test]

@@ -84,8 +84,7 @@ fn assert_grammatical(line: &str) {
     let (name, rest) = metric.split_once(':').expect("a ':' after the name");
     assert!(!name.is_empty(), "empty name in {line:?}");
     assert!(
-        name.chars()
-            .all(zibrato_backend_api::sanitize::is_statsd_char),
+        name.chars().all(crate::line::is_statsd_char),
         "unsafe name in {line:?}"
     );
     let (value, kind) = rest.split_once('|').expect("a '|' before the type");
@@ -104,7 +103,7 @@ fn assert_grammatical(line: &str) {
             assert!(!key.is_empty() && !value.is_empty(), "{line:?}");
             assert!(
                 tag.chars()
-                    .all(|c| zibrato_backend_api::sanitize::is_statsd_char(c) || c == ':'),
+                    .all(|c| crate::line::is_statsd_char(c) || c == ':'),
                 "unsafe tag in {line:?}"
             );
         }
