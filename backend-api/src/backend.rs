@@ -212,10 +212,16 @@ pub extern "C" fn new_backend<B: Backend>(
     logger: Logger,
 ) -> RResult<BackendBox, RString> {
     guarded("new", || {
-        let settings = settings::from_json::<B::Settings>(settings.as_str())?;
-        let backend = B::new(settings, logger)?;
+        let backend = from_settings::<B>(settings.as_str(), logger)?;
         Ok(FfiBackend_TO::from_value(Exported(backend), TD_Opaque))
     })
+}
+
+/// Makes a backend `B` from its settings as the host passes them, a JSON
+/// object. One function, so that `testing::backend` makes a backend
+/// the way the worker does.
+pub(crate) fn from_settings<B: Backend>(settings: &str, logger: Logger) -> Result<B, BackendError> {
+    B::new(settings::from_json::<B::Settings>(settings)?, logger)
 }
 
 /// The root module for backend `B`. Used by [`crate::export_backend!`].
