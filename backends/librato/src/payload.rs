@@ -332,18 +332,8 @@ pub fn batches(mut gauges: Vec<Gauge>, size: usize) -> Vec<Vec<Gauge>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use zibrato_backend_api::{Aggregator, Kind};
-
-    fn m<'a>(level: &'a str, kind: Kind, name: &'a str, value: f64) -> Measurement<'a> {
-        Measurement {
-            level,
-            kind,
-            name,
-            value,
-            timestamp: 1000,
-            source: None,
-        }
-    }
+    use zibrato_backend_api::testing::{counter, gauge, timer};
+    use zibrato_backend_api::Aggregator;
 
     fn snapshot(measurements: &[Measurement<'_>]) -> Snapshot {
         let mut aggregator = Aggregator::default();
@@ -378,12 +368,9 @@ mod tests {
     #[test]
     fn counters_of_one_source_and_name_are_rolled_up_across_levels() {
         let snap = snapshot(&[
-            m("info", Kind::Counter, "requests", 2.0),
-            m("debug", Kind::Counter, "requests", 3.0),
-            Measurement {
-                source: Some("web 1"),
-                ..m("info", Kind::Counter, "requests", 5.0)
-            },
+            counter("requests", 2.0),
+            counter("requests", 3.0).with_level("debug"),
+            counter("requests", 5.0).with_source("web 1"),
         ]);
         let mut rollup = Rollup::default();
         rollup.add(&snap, &Naming::default(), Timers::Summary);
@@ -405,9 +392,9 @@ mod tests {
     #[test]
     fn timers_become_summaries_without_value() {
         let snap = snapshot(&[
-            m("info", Kind::Timer, "db.query", 0.5),
-            m("info", Kind::Timer, "db.query", 1.5),
-            m("debug", Kind::Timer, "db.query", 1.0),
+            timer("db.query", 0.5),
+            timer("db.query", 1.5),
+            timer("db.query", 1.0).with_level("debug"),
         ]);
         let mut rollup = Rollup::default();
         rollup.add(&snap, &Naming::new(Some("box")), Timers::Summary);
@@ -423,11 +410,11 @@ mod tests {
 
     #[test]
     fn raw_timers_stay_out_of_the_rollup() {
-        let snap = snapshot(&[m("info", Kind::Timer, "t", 0.5)]);
+        let snap = snapshot(&[timer("t", 0.5)]);
         let mut rollup = Rollup::default();
         rollup.add(&snap, &Naming::default(), Timers::Raw);
         assert!(rollup.is_empty());
-        let raw = Naming::default().raw_timer(&m("info", Kind::Timer, "a b", 0.25));
+        let raw = Naming::default().raw_timer(&timer("a b", 0.25).with_timestamp(1000));
         assert_eq!(
             serde_json::to_value(&raw).unwrap(),
             serde_json::json!({"name": "a_b", "measure_time": 1000, "value": 0.25})
@@ -452,18 +439,9 @@ mod tests {
     #[test]
     fn gauge_readings_keep_their_time_and_one_value_per_second() {
         let snap = snapshot(&[
-            Measurement {
-                timestamp: 5,
-                ..m("info", Kind::Gauge, "dep_th", 1.0)
-            },
-            Measurement {
-                timestamp: 6,
-                ..m("info", Kind::Gauge, "dep_th", 2.0)
-            },
-            Measurement {
-                timestamp: 6,
-                ..m("debug", Kind::Gauge, "dep th", 3.0)
-            },
+            gauge("dep_th", 1.0).with_timestamp(5),
+            gauge("dep_th", 2.0).with_timestamp(6),
+            gauge("dep th", 3.0).with_level("debug").with_timestamp(6),
         ]);
         let gauges = readings(&snap.gauges, &Naming::default());
         let got: Vec<_> = gauges
