@@ -37,8 +37,8 @@ use crate::{abi::LogLevel, backend::Backend, backend::BackendError, Logger};
 #[cfg(feature = "plugin")]
 use abi_stable::std_types::RStr;
 
-/// The time the constructors here give: 2025-11-25T08:00:00Z, fixed so that
-/// what a test prints is the same at every run.
+/// The time the constructors here give (Unix seconds): fixed, so that what a
+/// test prints is the same at every run.
 pub const TIMESTAMP: i64 = 1_764_057_600;
 
 /// The level [`counter`], [`gauge`] and [`timer`] give.
