@@ -413,17 +413,7 @@ fn check_cap(len: usize, max: usize) -> Result<(), SeriesCapReached> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn m<'a>(kind: Kind, name: &'a str, value: f64, source: Option<&'a str>) -> Measurement<'a> {
-        Measurement {
-            level: "info",
-            kind,
-            name,
-            value,
-            timestamp: 100,
-            source,
-        }
-    }
+    use crate::testing::{counter, gauge, timer};
 
     #[test]
     fn counters_are_rolled_up_per_source_and_name() {
@@ -435,7 +425,7 @@ mod tests {
             ("requests", 7.0, None),
             ("errors", 1.0, Some("web1")),
         ] {
-            agg.add(&m(Kind::Counter, name, value, source)).unwrap();
+            agg.add(&counter(name, value).with_source(source)).unwrap();
         }
         let snap = agg.take();
         let got: Vec<_> = snap
@@ -458,12 +448,8 @@ mod tests {
     #[test]
     fn levels_are_separate_series() {
         let mut agg = Aggregator::default();
-        agg.add(&m(Kind::Counter, "x", 1.0, None)).unwrap();
-        agg.add(&Measurement {
-            level: "debug",
-            ..m(Kind::Counter, "x", 1.0, None)
-        })
-        .unwrap();
+        agg.add(&counter("x", 1.0)).unwrap();
+        agg.add(&counter("x", 1.0).with_level("debug")).unwrap();
         let snap = agg.take();
         let levels: Vec<_> = snap.counters.iter().map(|c| c.series.level()).collect();
         assert_eq!(levels, vec!["debug", "info"]);
@@ -473,7 +459,7 @@ mod tests {
     fn timers_are_summarised() {
         let mut agg = Aggregator::default();
         for value in [0.012, 0.009, 0.010] {
-            agg.add(&m(Kind::Timer, "db.query", value, None)).unwrap();
+            agg.add(&timer("db.query", value)).unwrap();
         }
         let snap = agg.take();
         let t = &snap.timers[0];
@@ -489,11 +475,8 @@ mod tests {
     fn gauges_keep_each_reading_with_its_time() {
         let mut agg = Aggregator::default();
         for (value, time) in [(3.0, 101), (4.0, 100), (5.0, 101)] {
-            agg.add(&Measurement {
-                timestamp: time,
-                ..m(Kind::Gauge, "depth", value, Some("w"))
-            })
-            .unwrap();
+            agg.add(&gauge("depth", value).with_source("w").with_timestamp(time))
+                .unwrap();
         }
         let snap = agg.take();
         let got: Vec<_> = snap
@@ -513,13 +496,10 @@ mod tests {
     #[test]
     fn new_series_past_the_cap_are_refused_and_old_ones_still_count() {
         let mut agg = Aggregator::new(2);
-        agg.add(&m(Kind::Counter, "a", 1.0, None)).unwrap();
-        agg.add(&m(Kind::Counter, "b", 1.0, None)).unwrap();
-        assert_eq!(
-            agg.add(&m(Kind::Counter, "c", 1.0, None)),
-            Err(SeriesCapReached(2))
-        );
-        agg.add(&m(Kind::Counter, "a", 1.0, None)).unwrap();
+        agg.add(&counter("a", 1.0)).unwrap();
+        agg.add(&counter("b", 1.0)).unwrap();
+        assert_eq!(agg.add(&counter("c", 1.0)), Err(SeriesCapReached(2)));
+        agg.add(&counter("a", 1.0)).unwrap();
         let snap = agg.take();
         assert_eq!(snap.counters.len(), 2);
         assert_eq!(snap.counters[0].total, 2.0);
@@ -530,8 +510,8 @@ mod tests {
         let mut agg = Aggregator::default();
         for i in 0..100_000 {
             let name = ["a", "b", "c"][i % 3];
-            agg.add(&m(Kind::Counter, name, 1.0, None)).unwrap();
-            agg.add(&m(Kind::Timer, name, 0.5, None)).unwrap();
+            agg.add(&counter(name, 1.0)).unwrap();
+            agg.add(&timer(name, 0.5)).unwrap();
         }
         assert_eq!(agg.len(), 6);
     }

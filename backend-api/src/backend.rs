@@ -59,6 +59,7 @@ impl From<crate::aggregate::SeriesCapReached> for BackendError {
 /// Rust trait. Implement it and export it with [`crate::export_backend!`].
 ///
 /// ```
+/// use serde::Deserialize;
 /// use zibrato_backend_api::{Aggregator, Backend, BackendError, FlushReport, Logger, Measurement};
 ///
 /// /// Counts what it receives and logs the totals at each flush.
@@ -67,12 +68,17 @@ impl From<crate::aggregate::SeriesCapReached> for BackendError {
 ///     logger: Logger,
 /// }
 ///
+/// /// `[backends.tally]`: no keys, so any key given is a misspelt one.
+/// #[derive(Deserialize)]
+/// #[serde(deny_unknown_fields)]
+/// struct Settings {}
+///
 /// impl Backend for Tally {
 ///     const NAME: &'static str = "tally";
 ///     const DESCRIPTION: &'static str = "logs counter totals";
-///     type Settings = ();
+///     type Settings = Settings;
 ///
-///     fn new(_settings: (), logger: Logger) -> Result<Self, BackendError> {
+///     fn new(_settings: Settings, logger: Logger) -> Result<Self, BackendError> {
 ///         Ok(Tally { aggregator: Aggregator::default(), logger })
 ///     }
 ///
@@ -99,6 +105,8 @@ pub trait Backend: Send + Sized + 'static {
     const DESCRIPTION: &'static str;
     /// Its settings, read from the `[backends.NAME]` table. Use
     /// `#[serde(deny_unknown_fields, default)]` so a misspelt key is an error.
+    /// A struct even when there are no keys (`struct Settings {}`): the host
+    /// passes a JSON object, which `()` does not read.
     type Settings: DeserializeOwned;
 
     /// Makes the backend from its settings. Check them here: an error stops
@@ -212,10 +220,16 @@ pub extern "C" fn new_backend<B: Backend>(
     logger: Logger,
 ) -> RResult<BackendBox, RString> {
     guarded("new", || {
-        let settings = settings::from_json::<B::Settings>(settings.as_str())?;
-        let backend = B::new(settings, logger)?;
+        let backend = from_settings::<B>(settings.as_str(), logger)?;
         Ok(FfiBackend_TO::from_value(Exported(backend), TD_Opaque))
     })
+}
+
+/// Makes a backend `B` from its settings as the host passes them, a JSON
+/// object. One function, so that `testing::backend` makes a backend
+/// the way the worker does.
+pub(crate) fn from_settings<B: Backend>(settings: &str, logger: Logger) -> Result<B, BackendError> {
+    B::new(settings::from_json::<B::Settings>(settings)?, logger)
 }
 
 /// The root module for backend `B`. Used by [`crate::export_backend!`].

@@ -284,32 +284,19 @@ pub fn encode(out: &mut Vec<u8>, m: &Measurement<'_>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn m<'a>(level: &'a str, kind: Kind, name: &'a str, value: f64) -> Measurement<'a> {
-        Measurement {
-            level,
-            kind,
-            name,
-            value,
-            timestamp: 1764057600,
-            source: None,
-        }
-    }
+    use crate::testing::measurement;
 
     #[test]
     fn parses_what_zibrato_0_2_clients_send() {
         let got = parse_line("info|Counter|requests|5|1764057600|web1").unwrap();
         assert_eq!(
             got,
-            Measurement {
-                source: Some("web1"),
-                ..m("info", Kind::Counter, "requests", 5.0)
-            }
+            measurement("info", Kind::Counter, "requests", 5.0).with_source("web1")
         );
         let got = parse_line("debug|Timer|db.query|0.012345|1764057600|not_specified").unwrap();
-        assert_eq!(got, m("debug", Kind::Timer, "db.query", 0.012345));
+        assert_eq!(got, measurement("debug", Kind::Timer, "db.query", 0.012345));
         let got = parse_line("crit|Gauge|queue.depth|123|1764057600.75|").unwrap();
-        assert_eq!(got, m("crit", Kind::Gauge, "queue.depth", 123.0));
+        assert_eq!(got, measurement("crit", Kind::Gauge, "queue.depth", 123.0));
     }
 
     #[test]
@@ -391,14 +378,14 @@ mod tests {
         let mut out = Vec::new();
         encode(
             &mut out,
-            &Measurement {
-                source: Some("web1"),
-                ..m("info", Kind::Counter, "requests", 5.0)
-            },
+            &measurement("info", Kind::Counter, "requests", 5.0).with_source("web1"),
         );
         assert_eq!(out, b"info|Counter|requests|5|1764057600|web1");
         out.clear();
-        encode(&mut out, &m("debug", Kind::Timer, "db.query", 0.012345));
+        encode(
+            &mut out,
+            &measurement("debug", Kind::Timer, "db.query", 0.012345),
+        );
         assert_eq!(
             out,
             b"debug|Timer|db.query|0.012345|1764057600|not_specified"
@@ -410,10 +397,7 @@ mod tests {
         let mut out = Vec::new();
         encode(
             &mut out,
-            &Measurement {
-                source: Some("a|b"),
-                ..m("in|fo", Kind::Gauge, "x\ny", f64::NAN)
-            },
+            &measurement("in|fo", Kind::Gauge, "x\ny", f64::NAN).with_source("a|b"),
         );
         assert_eq!(out, b"in_fo|Gauge|x_y|0|1764057600|a_b");
         let text = std::str::from_utf8(&out).unwrap();

@@ -6,7 +6,8 @@
 //!   one line per measurement, several lines of one level per frame.
 //! - [`aggregate`]: counter roll-up, timer summaries and gauge readings per
 //!   (level, source, name) over a flush interval.
-//! - [`sanitize`]: names made safe for the wire, Librato and statsd.
+//! - [`sanitize`]: names made safe for a destination's alphabet, and the
+//!   wire's alphabet; a backend passes [`sanitize::sanitize`] its own.
 //! - [`endpoint`]: where the broker listens (default host and ports, the
 //!   worker port beside the publisher port) and how a host becomes a ZeroMQ
 //!   endpoint; shared by the client, the broker and the worker.
@@ -14,6 +15,10 @@
 //!   backend trait object the host loads.
 //! - [`Backend`] and [`export_backend!`] (feature `plugin`): what a plugin
 //!   author writes: a trait with Zibrato 0.2's four operations and one macro.
+//! - `testing` (feature `testing`, for a plugin's dev-dependencies): what a
+//!   plugin's tests share: `testing::measurement` (a measurement in one
+//!   line), `testing::discard_logger` and `testing::backend` (a backend made
+//!   from settings JSON, as the worker makes it).
 //!
 //! What it is not: it opens no socket and knows nothing of ZeroMQ's API; its
 //! only I/O is the host-name lookup in [`endpoint`]. The client and the broker
@@ -34,7 +39,14 @@
 //! with one type implementing [`Backend`] and the line
 //! `zibrato_backend_api::export_backend!(MyBackend);`. Build it, put
 //! `libzibrato_NAME.so` into a plugins directory and run
-//! `zibrato-worker --plugin NAME --plugin-dir DIR --levels info`.
+//! `zibrato-worker --plugin NAME --plugin-dir DIR --levels info`. Its tests
+//! enable `testing` and make the backend, its measurements and its logger
+//! with the `testing` module:
+//!
+//! ```toml
+//! [dev-dependencies]
+//! zibrato-backend-api = { version = "0.3", features = ["testing"] }
+//! ```
 
 #![warn(missing_docs)]
 
@@ -50,6 +62,8 @@ pub mod abi;
 pub mod backend;
 #[cfg(feature = "plugin")]
 pub mod settings;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 
 pub use aggregate::{Aggregator, Series, Snapshot, TimerSummary};
 pub use codec::ParseError;

@@ -16,6 +16,17 @@ pub struct SettingError {
     pub message: String,
 }
 
+impl SettingError {
+    /// An error naming `key` as the user writes it (`max_series`, `host`),
+    /// for the checks a backend's `new` or `connect` makes beyond serde's.
+    pub fn new(key: impl Into<String>, message: impl Into<String>) -> SettingError {
+        SettingError {
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+}
+
 /// Reads settings from the JSON object the host passes.
 ///
 /// Declare the settings struct with `#[serde(deny_unknown_fields, default)]`

@@ -2,7 +2,8 @@
 
 use proptest::prelude::*;
 use zibrato_backend_api::codec::{encode, parse_frame, parse_line};
-use zibrato_backend_api::{Kind, Measurement};
+use zibrato_backend_api::testing::measurement;
+use zibrato_backend_api::Kind;
 
 /// Text a field may carry: anything but `|` and line breaks, not empty.
 fn field() -> impl Strategy<Value = String> {
@@ -45,7 +46,7 @@ proptest! {
     fn every_valid_measurement_survives_encode_then_parse(
         (level, kind, name, value, timestamp, source) in owned_measurement()
     ) {
-        let m = Measurement { level: &level, kind, name: &name, value, timestamp, source: source.as_deref() };
+        let m = measurement(&level, kind, &name, value).with_timestamp(timestamp).with_source(source.as_deref());
         let mut wire = Vec::new();
         encode(&mut wire, &m);
         let text = std::str::from_utf8(&wire).unwrap();
@@ -60,7 +61,7 @@ proptest! {
         let mut wire = Vec::new();
         for (_, kind, name, value, timestamp, source) in &rest {
             if !wire.is_empty() { wire.push(b'\n'); }
-            encode(&mut wire, &Measurement { level: &level, kind: *kind, name, value: *value, timestamp: *timestamp, source: source.as_deref() });
+            encode(&mut wire, &measurement(&level, *kind, name, *value).with_timestamp(*timestamp).with_source(source.as_deref()));
         }
         let parsed: Vec<_> = parse_frame(&wire).collect::<Result<_, _>>().unwrap();
         prop_assert_eq!(parsed.len(), rest.len());
@@ -95,7 +96,7 @@ proptest! {
         level in ".{0,20}", name in ".{0,20}", source in proptest::option::of(".{0,20}"),
         kind in kind(), value in any::<f64>(), timestamp in any::<i64>()
     ) {
-        let m = Measurement { level: &level, kind, name: &name, value, timestamp, source: source.as_deref() };
+        let m = measurement(&level, kind, &name, value).with_timestamp(timestamp).with_source(source.as_deref());
         let mut wire = Vec::new();
         encode(&mut wire, &m);
         prop_assert!(!wire.contains(&b'\n'));

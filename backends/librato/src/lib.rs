@@ -6,19 +6,23 @@
 //! [`Secret`]: settings::Secret
 #![doc = include_str!("../README.md")]
 #![warn(missing_docs)]
+// The crate documentation points at the modules that explain each part.
+// They are private, since a plugin exports its backend and not its internals;
+// `cargo doc --document-private-items` renders them.
+#![allow(rustdoc::private_intra_doc_links)]
 
-pub mod api;
-pub mod payload;
-pub mod retry;
-pub mod sender;
-pub mod settings;
+mod api;
+mod payload;
+mod retry;
+mod sender;
+mod settings;
 
-pub use settings::{Settings, Timers};
+pub use settings::{Seconds, Secret, Settings, Timers};
 
 use api::{Api, Outcome};
 use payload::{Gauge, Naming, Rollup};
 use sender::{Sender, SenderConfig};
-use settings::{Secret, MAX_BATCH_SIZE, TOKEN_ENV, USER_ENV};
+use settings::{MAX_BATCH_SIZE, TOKEN_ENV, USER_ENV};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use zibrato_backend_api::aggregate::SeriesCapReached;
 use zibrato_backend_api::settings::SettingError;
@@ -49,14 +53,6 @@ pub struct LibratoBackend {
     carried: sender::Report,
 }
 
-fn setting(key: &str, message: impl Into<String>) -> BackendError {
-    SettingError {
-        key: key.into(),
-        message: message.into(),
-    }
-    .into()
-}
-
 /// A setting's value, else the environment variable's, if either is set and
 /// not empty.
 fn setting_or_env(value: Option<String>, env: &str) -> Option<String> {
@@ -73,7 +69,7 @@ impl Backend for LibratoBackend {
 
     fn new(settings: Settings, logger: Logger) -> Result<Self, BackendError> {
         let username = setting_or_env(settings.username, USER_ENV).ok_or_else(|| {
-            setting(
+            SettingError::new(
                 "username",
                 format!("no account email: set librato.username or {USER_ENV}"),
             )
@@ -81,29 +77,31 @@ impl Backend for LibratoBackend {
         let token = setting_or_env(settings.token.map(|t| t.expose().to_string()), TOKEN_ENV)
             .map(Secret::new)
             .ok_or_else(|| {
-                setting(
+                SettingError::new(
                     "token",
                     format!("no API token: set librato.token or {TOKEN_ENV}"),
                 )
             })?;
         if !(1..=MAX_BATCH_SIZE).contains(&settings.batch_size) {
-            return Err(setting(
+            return Err(SettingError::new(
                 "batch_size",
                 format!("must be from 1 to {MAX_BATCH_SIZE}"),
-            ));
+            )
+            .into());
         }
         if settings.max_pending < settings.batch_size {
-            return Err(setting(
+            return Err(SettingError::new(
                 "max_pending",
                 "must be at least batch_size: a retry buffer must hold one batch",
-            ));
+            )
+            .into());
         }
         if settings.max_series == 0 {
-            return Err(setting("max_series", "must be at least 1"));
+            return Err(SettingError::new("max_series", "must be at least 1").into());
         }
         let max_age = settings.max_age.get();
         if max_age < Duration::from_secs(1) {
-            return Err(setting("max_age", "must be at least one second"));
+            return Err(SettingError::new("max_age", "must be at least one second").into());
         }
         let api = Api::new(&settings.api_url, username, token, settings.timeout.get())?;
         Ok(LibratoBackend {
@@ -287,11 +285,8 @@ zibrato_backend_api::export_backend!(LibratoBackend);
 #[cfg(test)]
 mod tests {
     use super::*;
-    use abi_stable::std_types::RStr;
     use payload::Value;
-    use zibrato_backend_api::LogLevel;
-
-    extern "C" fn discard(_backend: RStr<'_>, _level: LogLevel, _message: RStr<'_>) {}
+    use zibrato_backend_api::testing::{discard_logger, gauge};
 
     /// A backend posting to a port where nothing listens.
     fn backend() -> LibratoBackend {
@@ -301,7 +296,7 @@ mod tests {
             api_url: "http://127.0.0.1:9/v1/metrics".into(),
             ..Settings::default()
         };
-        LibratoBackend::new(settings, Logger::new("librato", discard)).unwrap()
+        LibratoBackend::new(settings, discard_logger("librato")).unwrap()
     }
 
     #[test]
@@ -310,14 +305,7 @@ mod tests {
         let now = unix_now();
         // `info|Gauge|x|1|-9223372036854775808|web`, and its opposite.
         for timestamp in [i64::MIN, i64::MAX, now] {
-            let m = Measurement {
-                level: "info",
-                kind: Kind::Gauge,
-                name: "x",
-                value: 1.0,
-                timestamp,
-                source: Some("web"),
-            };
+            let m = gauge("x", 1.0).with_source("web").with_timestamp(timestamp);
             backend.post(&m).unwrap();
         }
         let report = backend.flush(now).unwrap();

@@ -14,10 +14,11 @@
 
 use crate::settings::Timers;
 use serde::Serialize;
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use zibrato_backend_api::aggregate::{GaugeReading, Snapshot};
 use zibrato_backend_api::measurement::NO_SOURCE;
-use zibrato_backend_api::sanitize::librato_name;
+use zibrato_backend_api::sanitize::sanitize;
 use zibrato_backend_api::{Measurement, Series, TimerSummary};
 
 /// How far in the future a measure time may be: later ones (a client's clock
@@ -103,6 +104,17 @@ impl<'a> Body<'a> {
             counters: &[],
         }
     }
+}
+
+/// Whether `c` is allowed in a Librato metric name or source.
+pub fn is_librato_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '.' | ':' | '_' | '-')
+}
+
+/// A metric name or source made safe for Librato: `[A-Za-z0-9.:_-]`, at most
+/// 255 characters.
+pub fn librato_name(text: &str) -> Cow<'_, str> {
+    sanitize(text, is_librato_char, '_', 255)
 }
 
 /// A (source, name) pair, sanitised.
@@ -320,18 +332,8 @@ pub fn batches(mut gauges: Vec<Gauge>, size: usize) -> Vec<Vec<Gauge>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use zibrato_backend_api::{Aggregator, Kind};
-
-    fn m<'a>(level: &'a str, kind: Kind, name: &'a str, value: f64) -> Measurement<'a> {
-        Measurement {
-            level,
-            kind,
-            name,
-            value,
-            timestamp: 1000,
-            source: None,
-        }
-    }
+    use zibrato_backend_api::testing::{counter, gauge, timer};
+    use zibrato_backend_api::Aggregator;
 
     fn snapshot(measurements: &[Measurement<'_>]) -> Snapshot {
         let mut aggregator = Aggregator::default();
@@ -342,14 +344,33 @@ mod tests {
     }
 
     #[test]
+    fn clean_names_are_borrowed() {
+        assert!(matches!(
+            librato_name("db.query"),
+            Cow::Borrowed("db.query")
+        ));
+    }
+
+    #[test]
+    fn forbidden_characters_are_replaced() {
+        assert_eq!(librato_name("GET /users?id=1"), "GET__users_id_1");
+    }
+
+    #[test]
+    fn names_are_cut_to_255() {
+        let long = "x".repeat(300);
+        assert_eq!(librato_name(&long).len(), 255);
+        let wide = "é".repeat(300);
+        let cut = librato_name(&wide);
+        assert!(cut.len() <= 255 && cut.chars().all(|c| c == '_'));
+    }
+
+    #[test]
     fn counters_of_one_source_and_name_are_rolled_up_across_levels() {
         let snap = snapshot(&[
-            m("info", Kind::Counter, "requests", 2.0),
-            m("debug", Kind::Counter, "requests", 3.0),
-            Measurement {
-                source: Some("web 1"),
-                ..m("info", Kind::Counter, "requests", 5.0)
-            },
+            counter("requests", 2.0),
+            counter("requests", 3.0).with_level("debug"),
+            counter("requests", 5.0).with_source("web 1"),
         ]);
         let mut rollup = Rollup::default();
         rollup.add(&snap, &Naming::default(), Timers::Summary);
@@ -371,9 +392,9 @@ mod tests {
     #[test]
     fn timers_become_summaries_without_value() {
         let snap = snapshot(&[
-            m("info", Kind::Timer, "db.query", 0.5),
-            m("info", Kind::Timer, "db.query", 1.5),
-            m("debug", Kind::Timer, "db.query", 1.0),
+            timer("db.query", 0.5),
+            timer("db.query", 1.5),
+            timer("db.query", 1.0).with_level("debug"),
         ]);
         let mut rollup = Rollup::default();
         rollup.add(&snap, &Naming::new(Some("box")), Timers::Summary);
@@ -389,11 +410,11 @@ mod tests {
 
     #[test]
     fn raw_timers_stay_out_of_the_rollup() {
-        let snap = snapshot(&[m("info", Kind::Timer, "t", 0.5)]);
+        let snap = snapshot(&[timer("t", 0.5)]);
         let mut rollup = Rollup::default();
         rollup.add(&snap, &Naming::default(), Timers::Raw);
         assert!(rollup.is_empty());
-        let raw = Naming::default().raw_timer(&m("info", Kind::Timer, "a b", 0.25));
+        let raw = Naming::default().raw_timer(&timer("a b", 0.25).with_timestamp(1000));
         assert_eq!(
             serde_json::to_value(&raw).unwrap(),
             serde_json::json!({"name": "a_b", "measure_time": 1000, "value": 0.25})
@@ -418,18 +439,9 @@ mod tests {
     #[test]
     fn gauge_readings_keep_their_time_and_one_value_per_second() {
         let snap = snapshot(&[
-            Measurement {
-                timestamp: 5,
-                ..m("info", Kind::Gauge, "dep_th", 1.0)
-            },
-            Measurement {
-                timestamp: 6,
-                ..m("info", Kind::Gauge, "dep_th", 2.0)
-            },
-            Measurement {
-                timestamp: 6,
-                ..m("debug", Kind::Gauge, "dep th", 3.0)
-            },
+            gauge("dep_th", 1.0).with_timestamp(5),
+            gauge("dep_th", 2.0).with_timestamp(6),
+            gauge("dep th", 3.0).with_level("debug").with_timestamp(6),
         ]);
         let gauges = readings(&snap.gauges, &Naming::default());
         let got: Vec<_> = gauges

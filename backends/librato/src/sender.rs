@@ -516,12 +516,9 @@ mod tests {
     use super::*;
     use crate::payload::Value;
     use crate::settings::Secret;
-    use abi_stable::std_types::RStr;
     use std::io::Read;
     use std::net::TcpListener;
-    use zibrato_backend_api::LogLevel;
-
-    extern "C" fn discard(_backend: RStr<'_>, _level: LogLevel, _message: RStr<'_>) {}
+    use zibrato_backend_api::testing::discard_logger;
 
     fn gauges(n: usize, measure_time: i64) -> Vec<Gauge> {
         vec![
@@ -541,7 +538,7 @@ mod tests {
             max_pending: 1000,
             max_age: Duration::from_secs(3600),
         };
-        Sender::start(api, config, Logger::new("librato", discard)).unwrap()
+        Sender::start(api, config, discard_logger("librato")).unwrap()
     }
 
     #[test]
@@ -599,7 +596,7 @@ mod tests {
                 max_pending: 100,
                 max_age: Duration::from_secs(60),
             },
-            Logger::new("librato", discard),
+            discard_logger("librato"),
             vec![gauges(2, 0)],
             1,
             4,

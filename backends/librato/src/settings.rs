@@ -34,7 +34,9 @@ pub const USER_ENV: &str = "LIBRATO_USER";
 /// The environment variable read when `token` is not set.
 pub const TOKEN_ENV: &str = "LIBRATO_TOKEN";
 
-/// The backend's settings. See the module documentation for each key.
+/// The backend's settings, read from `[backends.librato]` or
+/// `--set librato.KEY=VALUE`: each field is the key of its name, with its
+/// default from [`Settings::default`]. A misspelt key is an error naming it.
 ///
 /// `Debug` is written by hand: it shows whether a token is set, never the
 /// token.

@@ -14,17 +14,14 @@
 //! - *timers only*: the worst case, every measurement a line of its own:
 //!   parse, post and flush per measurement.
 
-use abi_stable::std_types::RStr;
 use std::net::UdpSocket;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use zibrato_backend_api::codec::parse_line;
-use zibrato_backend_api::settings::from_json;
-use zibrato_backend_api::{Backend, LogLevel, Logger};
-use zibrato_statsd::{Settings, StatsdBackend};
-
-extern "C" fn discard(_backend: RStr<'_>, _level: LogLevel, _message: RStr<'_>) {}
+use zibrato_backend_api::testing::backend;
+use zibrato_backend_api::Backend;
+use zibrato_statsd::StatsdBackend;
 
 const ROUNDS: usize = 7;
 
@@ -50,12 +47,10 @@ fn main() {
             }
         });
     }
-    let settings: Settings = from_json(&format!(
+    let mut backend = backend::<StatsdBackend>(&format!(
         r#"{{"port":{port},"prefix":"bench","max_pending":1000000}}"#
     ))
-    .expect("settings");
-    let mut backend =
-        StatsdBackend::new(settings, Logger::new("statsd", discard)).expect("backend");
+    .expect("backend");
     backend.connect().expect("connect");
 
     // Wire lines as clients send them: 1000 series of each kind, 4 sources.

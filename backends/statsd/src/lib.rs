@@ -6,12 +6,16 @@
 //! [`TIMEOUT`]: transport::TIMEOUT
 #![doc = include_str!("../README.md")]
 #![warn(missing_docs)]
+// The crate documentation points at the modules that explain each part.
+// They are private, since a plugin exports its backend and not its internals;
+// `cargo doc --document-private-items` renders them.
+#![allow(rustdoc::private_intra_doc_links)]
 
-pub mod line;
-pub mod packer;
-pub mod pending;
-pub mod settings;
-pub mod transport;
+mod line;
+mod packer;
+mod pending;
+mod settings;
+mod transport;
 
 pub use settings::{Protocol, Settings, TagStyle};
 
@@ -70,9 +74,8 @@ impl Backend for StatsdBackend {
             protocol,
             ..
         } = &self.settings;
-        let addrs = transport::resolve(host, *port).map_err(|e| SettingError {
-            key: "host".into(),
-            message: format!("cannot resolve statsd host {host:?}: {e}"),
+        let addrs = transport::resolve(host, *port).map_err(|e| {
+            SettingError::new("host", format!("cannot resolve statsd host {host:?}: {e}"))
         })?;
         let addr = addrs[0];
         let transport = Transport::open(*protocol, addrs).map_err(|e| {

@@ -16,7 +16,7 @@ use crate::settings::TagStyle;
 use std::borrow::Cow;
 use zibrato_backend_api::codec::write_number;
 use zibrato_backend_api::measurement::NO_SOURCE;
-use zibrato_backend_api::sanitize::{is_statsd_char, sanitize, statsd_name};
+use zibrato_backend_api::sanitize::sanitize;
 use zibrato_backend_api::Measurement;
 
 /// The statsd type marker of counters.
@@ -94,6 +94,17 @@ impl Namer {
     }
 }
 
+/// Whether `c` is allowed in a statsd metric name: no `:`, `|`, `@`, `#`,
+/// whitespace or control characters.
+pub fn is_statsd_char(c: char) -> bool {
+    !(matches!(c, ':' | '|' | '@' | '#') || c.is_whitespace() || c.is_control())
+}
+
+/// A metric name made safe for statsd.
+pub fn statsd_name(text: &str) -> Cow<'_, str> {
+    sanitize(text, is_statsd_char, '_', usize::MAX)
+}
+
 /// A source as one name component: statsd-safe, dots replaced.
 fn source_part(source: &str) -> Cow<'_, str> {
     sanitize(source, |c| c != '.' && is_statsd_char(c), '_', usize::MAX)
@@ -147,22 +158,12 @@ pub fn milliseconds(seconds: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use zibrato_backend_api::Kind;
+    use zibrato_backend_api::testing::counter;
 
-    fn m<'a>(name: &'a str, source: Option<&'a str>) -> Measurement<'a> {
-        Measurement {
-            level: "info",
-            kind: Kind::Counter,
-            name,
-            value: 1.0,
-            timestamp: 0,
-            source,
-        }
-    }
-
-    fn key(namer: &Namer, m: &Measurement<'_>) -> String {
+    /// The key `namer` gives a counter `name` from `source`.
+    fn key(namer: &Namer, name: &str, source: Option<&str>) -> String {
         let mut key = String::new();
-        namer.write_key(&mut key, m);
+        namer.write_key(&mut key, &counter(name, 1.0).with_source(source));
         key
     }
 
@@ -173,50 +174,57 @@ mod tests {
     }
 
     #[test]
+    fn forbidden_characters_are_replaced() {
+        assert_eq!(statsd_name("a:b|c@d#e f\tg"), "a_b_c_d_e_f_g");
+    }
+
+    #[test]
+    fn empty_names_become_the_replacement() {
+        assert_eq!(statsd_name(""), "_");
+    }
+
+    #[test]
     fn names_are_prefix_source_name_skipping_empty_parts() {
         let plain = Namer::new("", TagStyle::None, false);
-        assert_eq!(key(&plain, &m("requests", None)), "requests");
-        assert_eq!(key(&plain, &m("requests", Some("web1"))), "web1.requests");
-        assert_eq!(key(&plain, &m("requests", Some(NO_SOURCE))), "requests");
+        assert_eq!(key(&plain, "requests", None), "requests");
+        assert_eq!(key(&plain, "requests", Some("web1")), "web1.requests");
+        assert_eq!(key(&plain, "requests", Some(NO_SOURCE)), "requests");
         let prefixed = Namer::new("app.", TagStyle::None, false);
         assert_eq!(
-            key(&prefixed, &m("db.query", Some("web1"))),
+            key(&prefixed, "db.query", Some("web1")),
             "app.web1.db.query"
         );
-        assert_eq!(key(&prefixed, &m("db.query", None)), "app.db.query");
+        assert_eq!(key(&prefixed, "db.query", None), "app.db.query");
     }
 
     #[test]
     fn the_level_joins_the_name_only_when_asked() {
         let namer = Namer::new("app", TagStyle::None, true);
-        assert_eq!(key(&namer, &m("x", Some("w"))), "app.info.w.x");
+        assert_eq!(key(&namer, "x", Some("w")), "app.info.w.x");
         let tagged = Namer::new("app", TagStyle::Dogstatsd, true);
-        assert_eq!(
-            key(&tagged, &m("x", Some("w"))),
-            "app.x|#source:w,level:info"
-        );
-        assert_eq!(key(&tagged, &m("x", None)), "app.x|#level:info");
+        assert_eq!(key(&tagged, "x", Some("w")), "app.x|#source:w,level:info");
+        assert_eq!(key(&tagged, "x", None), "app.x|#level:info");
     }
 
     #[test]
     fn names_and_sources_are_made_safe_for_statsd() {
         let namer = Namer::new("my app", TagStyle::None, false);
         assert_eq!(
-            key(&namer, &m("GET /a:b|c@d#e\tf", Some("web1.example.com"))),
+            key(&namer, "GET /a:b|c@d#e\tf", Some("web1.example.com")),
             "my_app.web1_example_com.GET_/a_b_c_d_e_f"
         );
-        let got = line(&key(&namer, &m("a:b", Some("x y"))), 1.0, COUNTER);
+        let got = line(&key(&namer, "a:b", Some("x y")), 1.0, COUNTER);
         assert_eq!(got, "my_app.x_y.a_b:1|c");
     }
 
     #[test]
     fn dogstatsd_puts_the_source_into_a_tag() {
         let namer = Namer::new("app", TagStyle::Dogstatsd, false);
-        let k = key(&namer, &m("requests", Some("web1")));
+        let k = key(&namer, "requests", Some("web1"));
         assert_eq!(k, "app.requests|#source:web1");
         assert_eq!(line(&k, 1.0, COUNTER), "app.requests:1|c|#source:web1");
-        assert_eq!(key(&namer, &m("requests", None)), "app.requests");
-        let k = key(&namer, &m("r", Some("a,b|c#d e")));
+        assert_eq!(key(&namer, "requests", None), "app.requests");
+        let k = key(&namer, "r", Some("a,b|c#d e"));
         assert_eq!(line(&k, 2.5, TIMER), "app.r:2.5|ms|#source:a_b_c_d_e");
     }
 

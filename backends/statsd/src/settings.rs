@@ -61,12 +61,7 @@ impl Default for Settings {
 impl Settings {
     /// Checks what serde cannot: limits that must be positive, a host given.
     pub fn check(&self) -> Result<(), SettingError> {
-        let bad = |key: &str, message: &str| {
-            Err(SettingError {
-                key: key.into(),
-                message: message.into(),
-            })
-        };
+        let bad = |key: &str, message: &str| Err(SettingError::new(key, message));
         if self.host.trim().is_empty() {
             return bad("host", "must not be empty");
         }

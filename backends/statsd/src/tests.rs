@@ -5,7 +5,8 @@ use abi_stable::std_types::RStr;
 use std::net::UdpSocket;
 use std::sync::Mutex;
 use zibrato_backend_api::settings::from_json;
-use zibrato_backend_api::{Kind, LogLevel};
+use zibrato_backend_api::testing::{backend_with_logger, counter, gauge, timer};
+use zibrato_backend_api::LogLevel;
 
 static WARNINGS: Mutex<Vec<String>> = Mutex::new(Vec::new());
 
@@ -16,8 +17,7 @@ extern "C" fn keep_warnings(_backend: RStr<'_>, level: LogLevel, message: RStr<'
 }
 
 fn backend(settings: &str) -> Result<StatsdBackend, BackendError> {
-    let settings = from_json::<Settings>(settings)?;
-    StatsdBackend::new(settings, Logger::new("statsd", keep_warnings))
+    backend_with_logger(settings, Logger::new("statsd", keep_warnings))
 }
 
 /// A fake statsd: a UDP socket on a free port.
@@ -63,17 +63,6 @@ impl Receiver {
     }
 }
 
-fn m<'a>(kind: Kind, name: &'a str, value: f64, source: Option<&'a str>) -> Measurement<'a> {
-    Measurement {
-        level: "info",
-        kind,
-        name,
-        value,
-        timestamp: 1764057600,
-        source,
-    }
-}
-
 /// Checks a line against statsd's grammar, as Etsy's statsd validates it:
 /// `name:value|type[|#tag,tag]`.
 fn assert_grammatical(line: &str) {
@@ -84,8 +73,7 @@ fn assert_grammatical(line: &str) {
     let (name, rest) = metric.split_once(':').expect("a ':' after the name");
     assert!(!name.is_empty(), "empty name in {line:?}");
     assert!(
-        name.chars()
-            .all(zibrato_backend_api::sanitize::is_statsd_char),
+        name.chars().all(crate::line::is_statsd_char),
         "unsafe name in {line:?}"
     );
     let (value, kind) = rest.split_once('|').expect("a '|' before the type");
@@ -104,7 +92,7 @@ fn assert_grammatical(line: &str) {
             assert!(!key.is_empty() && !value.is_empty(), "{line:?}");
             assert!(
                 tag.chars()
-                    .all(|c| zibrato_backend_api::sanitize::is_statsd_char(c) || c == ':'),
+                    .all(|c| crate::line::is_statsd_char(c) || c == ':'),
                 "unsafe tag in {line:?}"
             );
         }
@@ -115,14 +103,14 @@ fn assert_grammatical(line: &str) {
 fn counters_gauges_and_timers_become_statsd_lines() {
     let statsd = Receiver::new();
     let mut b = statsd.backend(r#""prefix":"app""#);
-    b.post(&m(Kind::Counter, "requests", 40.0, Some("web1")))
+    b.post(&counter("requests", 40.0).with_source("web1"))
         .unwrap();
-    b.post(&m(Kind::Counter, "requests", 2.0, Some("web1")))
+    b.post(&counter("requests", 2.0).with_source("web1"))
         .unwrap();
-    b.post(&m(Kind::Gauge, "queue.depth", 7.0, None)).unwrap();
-    b.post(&m(Kind::Gauge, "queue.depth", -5.0, None)).unwrap();
-    b.post(&m(Kind::Timer, "db.query", 0.012345, None)).unwrap();
-    b.post(&m(Kind::Timer, "db.query", 0.5, None)).unwrap();
+    b.post(&gauge("queue.depth", 7.0)).unwrap();
+    b.post(&gauge("queue.depth", -5.0)).unwrap();
+    b.post(&timer("db.query", 0.012345)).unwrap();
+    b.post(&timer("db.query", 0.5)).unwrap();
     let report = b.flush(0).unwrap();
     assert_eq!(
         report,
@@ -147,10 +135,10 @@ fn counters_gauges_and_timers_become_statsd_lines() {
 fn dogstatsd_tags_carry_the_source_and_optionally_the_level() {
     let statsd = Receiver::new();
     let mut b = statsd.backend(r#""prefix":"app","tags":"dogstatsd""#);
-    b.post(&m(Kind::Counter, "requests", 1.0, Some("web 1,eu")))
+    b.post(&counter("requests", 1.0).with_source("web 1,eu"))
         .unwrap();
-    b.post(&m(Kind::Counter, "requests", 1.0, None)).unwrap();
-    b.post(&m(Kind::Gauge, "depth", -2.0, Some("w"))).unwrap();
+    b.post(&counter("requests", 1.0)).unwrap();
+    b.post(&gauge("depth", -2.0).with_source("w")).unwrap();
     b.flush(0).unwrap();
     assert_eq!(
         statsd.lines(),
@@ -162,7 +150,7 @@ fn dogstatsd_tags_carry_the_source_and_optionally_the_level() {
         ]
     );
     let mut b = statsd.backend(r#""tags":"dogstatsd","include_level":true"#);
-    b.post(&m(Kind::Timer, "t", 0.001, Some("w"))).unwrap();
+    b.post(&timer("t", 0.001).with_source("w")).unwrap();
     b.flush(0).unwrap();
     assert_eq!(statsd.lines(), vec!["t:1|ms|#source:w,level:info"]);
 }
@@ -187,12 +175,13 @@ fn thousands_of_series_fit_in_datagrams_of_max_packet_bytes_with_grammatical_lin
         let mut expected_lines = 0;
         for (i, name) in names.iter().enumerate() {
             let source = Some(sources[i % sources.len()].as_str());
-            b.post(&m(Kind::Counter, name, i as f64, source)).unwrap();
-            b.post(&m(Kind::Gauge, name, -(i as f64) - 0.5, source))
+            b.post(&counter(name, i as f64).with_source(source))
                 .unwrap();
-            b.post(&m(Kind::Timer, name, i as f64 * 1e-4, source))
+            b.post(&gauge(name, -(i as f64) - 0.5).with_source(source))
                 .unwrap();
-            b.post(&m(Kind::Timer, name, 1.0, source)).unwrap();
+            b.post(&timer(name, i as f64 * 1e-4).with_source(source))
+                .unwrap();
+            b.post(&timer(name, 1.0).with_source(source)).unwrap();
             expected_lines += 1 + 2 + 2;
         }
         let report = b.flush(0).unwrap();
@@ -244,9 +233,9 @@ fn a_line_longer_than_max_packet_is_sent_whole_and_alone() {
     let statsd = Receiver::new();
     let mut b = statsd.backend(r#""max_packet":64"#);
     let long = "x".repeat(100);
-    b.post(&m(Kind::Counter, "a", 1.0, None)).unwrap();
-    b.post(&m(Kind::Counter, &long, 1.0, None)).unwrap();
-    b.post(&m(Kind::Counter, "b", 1.0, None)).unwrap();
+    b.post(&counter("a", 1.0)).unwrap();
+    b.post(&counter(&long, 1.0)).unwrap();
+    b.post(&counter("b", 1.0)).unwrap();
     b.flush(0).unwrap();
     assert_eq!(
         statsd.datagrams(),
@@ -258,14 +247,9 @@ fn a_line_longer_than_max_packet_is_sent_whole_and_alone() {
 fn names_are_sanitised_and_sources_are_one_name_part() {
     let statsd = Receiver::new();
     let mut b = statsd.backend(r#""prefix":" my app ""#);
-    b.post(&m(
-        Kind::Counter,
-        "GET /users:id|x@y#z",
-        1.0,
-        Some("web1.eu"),
-    ))
-    .unwrap();
-    b.post(&m(Kind::Counter, "plain", 1.0, Some("not_specified")))
+    b.post(&counter("GET /users:id|x@y#z", 1.0).with_source("web1.eu"))
+        .unwrap();
+    b.post(&counter("plain", 1.0).with_source("not_specified"))
         .unwrap();
     b.flush(0).unwrap();
     assert_eq!(
@@ -278,21 +262,13 @@ fn names_are_sanitised_and_sources_are_one_name_part() {
 fn levels_merge_into_one_series_unless_they_join_the_name() {
     let statsd = Receiver::new();
     let mut b = statsd.backend("");
-    b.post(&m(Kind::Counter, "x", 1.0, None)).unwrap();
-    b.post(&Measurement {
-        level: "debug",
-        ..m(Kind::Counter, "x", 2.0, None)
-    })
-    .unwrap();
+    b.post(&counter("x", 1.0)).unwrap();
+    b.post(&counter("x", 2.0).with_level("debug")).unwrap();
     b.flush(0).unwrap();
     assert_eq!(statsd.lines(), vec!["x:3|c"]);
     let mut b = statsd.backend(r#""include_level":true"#);
-    b.post(&m(Kind::Counter, "x", 1.0, None)).unwrap();
-    b.post(&Measurement {
-        level: "debug",
-        ..m(Kind::Counter, "x", 2.0, None)
-    })
-    .unwrap();
+    b.post(&counter("x", 1.0)).unwrap();
+    b.post(&counter("x", 2.0).with_level("debug")).unwrap();
     b.flush(0).unwrap();
     assert_eq!(statsd.lines(), vec!["debug.x:2|c", "info.x:1|c"]);
 }
@@ -302,14 +278,14 @@ fn timer_samples_past_max_pending_are_refused_and_negative_timers_too() {
     let statsd = Receiver::new();
     let mut b = statsd.backend(r#""max_pending":3"#);
     for _ in 0..3 {
-        b.post(&m(Kind::Timer, "t", 0.001, None)).unwrap();
+        b.post(&timer("t", 0.001)).unwrap();
     }
-    let e = b.post(&m(Kind::Timer, "t", 0.001, None)).unwrap_err();
+    let e = b.post(&timer("t", 0.001)).unwrap_err();
     assert!(e.to_string().contains("max_pending"), "{e}");
-    let e = b.post(&m(Kind::Timer, "u", -0.5, None)).unwrap_err();
+    let e = b.post(&timer("u", -0.5)).unwrap_err();
     assert!(e.to_string().contains("negative"), "{e}");
     assert_eq!(b.flush(0).unwrap().flushed, 3);
-    b.post(&m(Kind::Timer, "t", 0.001, None)).unwrap();
+    b.post(&timer("t", 0.001)).unwrap();
 }
 
 #[test]
@@ -320,8 +296,7 @@ fn a_statsd_that_is_down_costs_dropped_lines_and_one_warning_not_an_error() {
     let mut dropped = 0;
     let mut flushed = 0;
     for _ in 0..6 {
-        b.post(&m(Kind::Counter, "down.test.counter", 1.0, None))
-            .unwrap();
+        b.post(&counter("down.test.counter", 1.0)).unwrap();
         let report = b.flush(0).unwrap();
         dropped += report.dropped;
         flushed += report.flushed;
@@ -370,8 +345,8 @@ fn tcp_sends_newline_terminated_lines() {
     let port = listener.local_addr().unwrap().port();
     let mut b = backend(&format!(r#"{{"port":{port},"protocol":"tcp"}}"#)).unwrap();
     b.connect().unwrap();
-    b.post(&m(Kind::Counter, "a", 1.0, None)).unwrap();
-    b.post(&m(Kind::Gauge, "g", -1.0, None)).unwrap();
+    b.post(&counter("a", 1.0)).unwrap();
+    b.post(&gauge("g", -1.0)).unwrap();
     assert_eq!(b.flush(0).unwrap().flushed, 2);
     b.close().unwrap();
     let (mut stream, _) = listener.accept().unwrap();

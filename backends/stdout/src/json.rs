@@ -74,8 +74,7 @@ fn write_number(out: &mut impl Write, value: f64) -> io::Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-    use crate::test_support::m;
+    use zibrato_backend_api::testing::{counter, gauge, timer};
     use zibrato_backend_api::Measurement;
 
     fn json_of(measurements: &[Measurement<'_>], now: i64) -> String {
@@ -86,21 +85,14 @@ mod tests {
     fn lines_have_the_documented_fields_in_order() {
         let got = json_of(
             &[
-                m("debug", Kind::Timer, "db.query", 0.009),
-                Measurement {
-                    source: Some("web1"),
-                    ..m("info", Kind::Counter, "requests", 40.0)
-                },
-                m("debug", Kind::Timer, "db.query", 0.012),
-                Measurement {
-                    timestamp: 1764057601,
-                    ..m("crit", Kind::Gauge, "queue.depth", 123.0)
-                },
-                Measurement {
-                    source: Some("web1"),
-                    ..m("info", Kind::Counter, "requests", 2.0)
-                },
-                m("debug", Kind::Timer, "db.query", 0.009),
+                timer("db.query", 0.009).with_level("debug"),
+                counter("requests", 40.0).with_source("web1"),
+                timer("db.query", 0.012).with_level("debug"),
+                gauge("queue.depth", 123.0)
+                    .with_level("crit")
+                    .with_timestamp(1764057601),
+                counter("requests", 2.0).with_source("web1"),
+                timer("db.query", 0.009).with_level("debug"),
             ],
             1764057600,
         );
@@ -120,11 +112,7 @@ mod tests {
     #[test]
     fn every_line_is_valid_json() {
         let got = json_of(
-            &[
-                m("info", Kind::Counter, "a", 1.5),
-                m("info", Kind::Gauge, "b", -3.0),
-                m("info", Kind::Timer, "c", 2.5e-7),
-            ],
+            &[counter("a", 1.5), gauge("b", -3.0), timer("c", 2.5e-7)],
             0,
         );
         for line in got.lines() {
@@ -136,13 +124,7 @@ mod tests {
 
     #[test]
     fn quotes_and_control_characters_in_names_are_escaped() {
-        let got = json_of(
-            &[Measurement {
-                source: Some("web\\1"),
-                ..m("info", Kind::Counter, "say \"hi\"\tnow", 1.0)
-            }],
-            7,
-        );
+        let got = json_of(&[counter("say \"hi\"\tnow", 1.0).with_source("web\\1")], 7);
         assert_eq!(
             got,
             concat!(
@@ -156,13 +138,7 @@ mod tests {
 
     #[test]
     fn a_total_that_overflowed_is_null_not_invalid_json() {
-        let got = json_of(
-            &[
-                m("info", Kind::Counter, "huge", f64::MAX),
-                m("info", Kind::Counter, "huge", f64::MAX),
-            ],
-            7,
-        );
+        let got = json_of(&[counter("huge", f64::MAX), counter("huge", f64::MAX)], 7);
         assert_eq!(
             got,
             concat!(
@@ -174,13 +150,7 @@ mod tests {
 
     #[test]
     fn not_specified_source_is_null() {
-        let got = json_of(
-            &[Measurement {
-                source: Some("not_specified"),
-                ..m("info", Kind::Counter, "x", 1.0)
-            }],
-            7,
-        );
+        let got = json_of(&[counter("x", 1.0).with_source("not_specified")], 7);
         assert!(got.contains(r#""source":null"#), "{got}");
     }
 }

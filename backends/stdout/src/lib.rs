@@ -5,10 +5,14 @@
 //! [`json`]: json
 #![doc = include_str!("../README.md")]
 #![warn(missing_docs)]
+// The crate documentation points at the modules that explain each part.
+// They are private, since a plugin exports its backend and not its internals;
+// `cargo doc --document-private-items` renders them.
+#![allow(rustdoc::private_intra_doc_links)]
 
-pub mod json;
-pub mod settings;
-pub mod text;
+mod json;
+mod settings;
+mod text;
 
 pub use settings::{Format, Settings};
 
@@ -33,11 +37,7 @@ impl Backend for StdoutBackend {
 
     fn new(settings: Settings, _logger: Logger) -> Result<Self, BackendError> {
         if settings.max_series == 0 {
-            return Err(SettingError {
-                key: "max_series".into(),
-                message: "must be at least 1".into(),
-            }
-            .into());
+            return Err(SettingError::new("max_series", "must be at least 1").into());
         }
         Ok(StdoutBackend {
             format: settings.format,
@@ -84,7 +84,7 @@ impl StdoutBackend {
 
 /// Writes `snapshot` in `format` (see [`text`] and [`json`]); `now` is the
 /// flush time in Unix seconds.
-pub fn write_snapshot(
+fn write_snapshot(
     out: &mut impl Write,
     format: Format,
     snapshot: &Snapshot,
@@ -102,23 +102,10 @@ fn source_of(series: &Series) -> Option<&str> {
     series.source().filter(|source| *source != NO_SOURCE)
 }
 
-/// What the format tests share: measurements made briefly, and what a
-/// format writes for them.
+/// What the format tests share: what a format writes for measurements.
 #[cfg(test)]
 mod test_support {
-    use zibrato_backend_api::{Aggregator, Kind, Measurement};
-
-    /// A measurement at 1764057599 with no source.
-    pub fn m<'a>(level: &'a str, kind: Kind, name: &'a str, value: f64) -> Measurement<'a> {
-        Measurement {
-            level,
-            kind,
-            name,
-            value,
-            timestamp: 1764057599,
-            source: None,
-        }
-    }
+    use zibrato_backend_api::{Aggregator, Measurement};
 
     /// What `format` writes at `now` for `measurements` aggregated.
     pub fn written(format: crate::Format, measurements: &[Measurement<'_>], now: i64) -> String {
@@ -139,27 +126,8 @@ zibrato_backend_api::export_backend!(StdoutBackend);
 #[cfg(test)]
 mod tests {
     use super::*;
-    use abi_stable::std_types::RStr;
     use zibrato_backend_api::settings::from_json;
-    use zibrato_backend_api::{Kind, LogLevel};
-
-    extern "C" fn discard(_backend: RStr<'_>, _level: LogLevel, _message: RStr<'_>) {}
-
-    fn backend(settings: &str) -> Result<StdoutBackend, BackendError> {
-        let settings = from_json::<Settings>(settings)?;
-        StdoutBackend::new(settings, Logger::new("stdout", discard))
-    }
-
-    fn counter(name: &str, value: f64) -> Measurement<'_> {
-        Measurement {
-            level: "info",
-            kind: Kind::Counter,
-            name,
-            value,
-            timestamp: 100,
-            source: Some("web1"),
-        }
-    }
+    use zibrato_backend_api::testing::{backend, counter};
 
     /// A writer whose reader went away.
     struct ClosedPipe;
@@ -204,16 +172,18 @@ mod tests {
 
     #[test]
     fn a_zero_series_cap_is_refused_at_new() {
-        let e = backend(r#"{"max_series":0}"#).unwrap_err();
+        let e = backend::<StdoutBackend>(r#"{"max_series":0}"#).unwrap_err();
         assert!(e.to_string().contains("max_series"), "{e}");
     }
 
     #[test]
     fn flush_prints_what_arrived_since_the_last_flush_once() {
-        let mut b = backend(r#"{"format":"json"}"#).unwrap();
-        b.post(&counter("requests", 40.0)).unwrap();
-        b.post(&counter("requests", 2.0)).unwrap();
-        b.post(&counter("errors", 1.0)).unwrap();
+        let mut b = backend::<StdoutBackend>(r#"{"format":"json"}"#).unwrap();
+        b.post(&counter("requests", 40.0).with_source("web1"))
+            .unwrap();
+        b.post(&counter("requests", 2.0).with_source("web1"))
+            .unwrap();
+        b.post(&counter("errors", 1.0).with_source("web1")).unwrap();
         let mut out = Vec::new();
         let report = b.flush_to(&mut out, 1764057600).unwrap();
         assert_eq!(report.flushed, 2);
@@ -235,8 +205,9 @@ mod tests {
 
     #[test]
     fn text_is_the_default_format() {
-        let mut b = backend("").unwrap();
-        b.post(&counter("requests", 42.0)).unwrap();
+        let mut b = backend::<StdoutBackend>("").unwrap();
+        b.post(&counter("requests", 42.0).with_source("web1"))
+            .unwrap();
         let mut out = Vec::new();
         b.flush_to(&mut out, 0).unwrap();
         assert_eq!(
@@ -247,19 +218,20 @@ mod tests {
 
     #[test]
     fn measurements_past_the_series_cap_are_refused() {
-        let mut b = backend(r#"{"max_series":1}"#).unwrap();
-        b.post(&counter("a", 1.0)).unwrap();
-        let e = b.post(&counter("b", 1.0)).unwrap_err();
+        let mut b = backend::<StdoutBackend>(r#"{"max_series":1}"#).unwrap();
+        b.post(&counter("a", 1.0).with_source("web1")).unwrap();
+        let e = b.post(&counter("b", 1.0).with_source("web1")).unwrap_err();
         assert!(e.to_string().contains("series cap of 1"), "{e}");
-        b.post(&counter("a", 1.0)).unwrap();
+        b.post(&counter("a", 1.0).with_source("web1")).unwrap();
         let report = b.flush_to(&mut Vec::new(), 0).unwrap();
         assert_eq!(report.flushed, 1);
     }
 
     #[test]
     fn a_closed_pipe_is_an_error_not_a_panic() {
-        let mut b = backend("").unwrap();
-        b.post(&counter("requests", 1.0)).unwrap();
+        let mut b = backend::<StdoutBackend>("").unwrap();
+        b.post(&counter("requests", 1.0).with_source("web1"))
+            .unwrap();
         let e = b.flush_to(&mut ClosedPipe, 0).unwrap_err();
         let e = e.to_string();
         assert!(e.starts_with("writing to standard output failed"), "{e}");

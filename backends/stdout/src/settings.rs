@@ -28,9 +28,9 @@ impl Default for Settings {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Format {
-    /// Aligned lines for people: see [`crate::text`].
+    /// Aligned lines for people: time, level, type, name, source, value.
     #[default]
     Text,
-    /// One JSON object per line, for programs: see [`crate::json`].
+    /// One JSON object per line, for programs, with the fields of `Text`.
     Json,
 }

@@ -159,7 +159,7 @@ fn civil_from_days(days: i64) -> (i64, i64, i64) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_support::m;
+    use zibrato_backend_api::testing::{counter, gauge, timer};
     use zibrato_backend_api::Measurement;
 
     fn text_of(measurements: &[Measurement<'_>], now: i64) -> String {
@@ -170,21 +170,14 @@ mod tests {
     fn lines_are_aligned_in_columns() {
         let got = text_of(
             &[
-                Measurement {
-                    source: Some("web1"),
-                    ..m("info", Kind::Counter, "requests", 40.0)
-                },
-                Measurement {
-                    source: Some("web1"),
-                    ..m("info", Kind::Counter, "requests", 2.0)
-                },
-                Measurement {
-                    timestamp: 1764057601,
-                    ..m("crit", Kind::Gauge, "queue.depth", 123.0)
-                },
-                m("debug", Kind::Timer, "db.query", 0.009),
-                m("debug", Kind::Timer, "db.query", 0.012),
-                m("debug", Kind::Timer, "db.query", 0.009),
+                counter("requests", 40.0).with_source("web1"),
+                counter("requests", 2.0).with_source("web1"),
+                gauge("queue.depth", 123.0)
+                    .with_level("crit")
+                    .with_timestamp(1764057601),
+                timer("db.query", 0.009).with_level("debug"),
+                timer("db.query", 0.012).with_level("debug"),
+                timer("db.query", 0.009).with_level("debug"),
             ],
             1764057600,
         );
@@ -201,9 +194,9 @@ mod tests {
     fn fractions_keep_their_digits_and_integers_have_none() {
         let got = text_of(
             &[
-                m("info", Kind::Counter, "half", 0.5),
-                m("info", Kind::Gauge, "temp", -3.0),
-                m("info", Kind::Timer, "fast", 0.000_123_4),
+                counter("half", 0.5),
+                gauge("temp", -3.0).with_timestamp(1764057599),
+                timer("fast", 0.000_123_4),
             ],
             0,
         );
@@ -218,13 +211,7 @@ mod tests {
 
     #[test]
     fn control_characters_are_escaped_and_widths_follow_the_escaped_text() {
-        let got = text_of(
-            &[
-                m("info", Kind::Counter, "a\tb", 1.0),
-                m("info", Kind::Counter, "x\u{1b}[2J", 1.0),
-            ],
-            0,
-        );
+        let got = text_of(&[counter("a\tb", 1.0), counter("x\u{1b}[2J", 1.0)], 0);
         assert_eq!(
             got,
             "1970-01-01T00:00:00Z info counter a\\tb       source=- 1\n\

@@ -51,9 +51,11 @@ impl Backend for JsonlBackend {
     type Settings = Settings;
 
     fn new(settings: Settings, _logger: Logger) -> Result<Self, BackendError> {
-        let path = settings.path.ok_or_else(|| SettingError {
-            key: "path".into(),
-            message: "missing: the file to append to, e.g. --set jsonl.path=/tmp/m.jsonl".into(),
+        let path = settings.path.ok_or_else(|| {
+            SettingError::new(
+                "path",
+                "missing: the file to append to, e.g. --set jsonl.path=/tmp/m.jsonl",
+            )
         })?;
         Ok(JsonlBackend {
             path,
@@ -133,15 +135,7 @@ zibrato_backend_api::export_backend!(JsonlBackend);
 #[cfg(test)]
 mod tests {
     use super::*;
-    use abi_stable::std_types::RStr;
-    use zibrato_backend_api::settings::from_json;
-    use zibrato_backend_api::{Kind, LogLevel};
-
-    extern "C" fn discard(_backend: RStr<'_>, _level: LogLevel, _message: RStr<'_>) {}
-
-    fn backend(settings: &str) -> Result<JsonlBackend, BackendError> {
-        JsonlBackend::new(from_json(settings)?, Logger::new("jsonl", discard))
-    }
+    use zibrato_backend_api::testing::{backend, counter, timer};
 
     /// A fresh path under the system's temporary directory.
     fn temp_path(test: &str) -> PathBuf {
@@ -158,30 +152,18 @@ mod tests {
     #[test]
     fn each_measurement_is_appended_as_received() {
         let path = temp_path("appended");
-        let mut b = backend(&settings_for(&path)).unwrap();
+        let mut b = backend::<JsonlBackend>(&settings_for(&path)).unwrap();
         b.connect().unwrap();
-        let m = Measurement {
-            level: "info",
-            kind: Kind::Counter,
-            name: "requests",
-            value: 5.0,
-            timestamp: 1764057600,
-            source: Some("web1"),
-        };
+        let m = counter("requests", 5.0)
+            .with_source("web1")
+            .with_timestamp(1764057600);
         b.post(&m).unwrap();
         b.post(&m).unwrap();
         let report = b.flush(1764057601).unwrap();
         assert_eq!(report.flushed, 2, "not aggregated: one line per post");
 
-        b.post(&Measurement {
-            level: "debug",
-            kind: Kind::Timer,
-            name: "say \"hi\"",
-            value: 0.012345,
-            source: None,
-            ..m
-        })
-        .unwrap();
+        let t = timer("say \"hi\"", 0.012345).with_level("debug");
+        b.post(&t.with_timestamp(m.timestamp)).unwrap();
         b.flush(1764057602).unwrap();
         assert_eq!(b.flush(1764057603).unwrap().flushed, 0);
 
@@ -202,14 +184,14 @@ mod tests {
 
     #[test]
     fn a_missing_path_is_an_error_naming_it() {
-        let e = backend("{}").err().unwrap();
+        let e = backend::<JsonlBackend>("{}").err().unwrap();
         assert!(e.to_string().starts_with("bad setting path"), "{e}");
     }
 
     #[test]
     fn an_unwritable_path_is_an_error_naming_it() {
         let path = temp_path("no-such-dir").join("m.jsonl");
-        let mut b = backend(&settings_for(&path)).unwrap();
+        let mut b = backend::<JsonlBackend>(&settings_for(&path)).unwrap();
         let e = b.connect().unwrap_err();
         assert!(e.to_string().contains(&*path.to_string_lossy()), "{e}");
     }

@@ -96,15 +96,13 @@ mod tests {
     use super::*;
     use abi_stable::std_types::{RResult, RStr};
     use zibrato_backend_api::abi::{BackendBox, FrameBatch};
-    use zibrato_backend_api::LogLevel;
-
-    extern "C" fn discard(_backend: RStr<'_>, _level: LogLevel, _message: RStr<'_>) {}
+    use zibrato_backend_api::testing::discard_logger;
 
     /// A backend made through the exported module, as the worker makes it.
     fn load(panic_in: &str) -> Result<BackendBox, String> {
         let settings = serde_json::json!({ "panic_in": panic_in }).to_string();
         let new = zibrato_backend_module().new();
-        new(RStr::from_str(&settings), Logger::new("panicky", discard))
+        new(RStr::from_str(&settings), discard_logger("panicky"))
             .into_result()
             .map_err(|e| e.into_string())
     }

@@ -1,0 +1,171 @@
+//! Help for testing a backend, as `metrics-util`'s `DebuggingRecorder` helps
+//! the authors of recorders: measurements made in one line ([`measurement`],
+//! or [`counter`], [`gauge`] and [`timer`] at level [`LEVEL`], with
+//! [`Measurement::with_source`], [`Measurement::with_timestamp`] and
+//! [`Measurement::with_level`] for the rest), a logger that discards
+//! ([`discard_logger`]), and a backend made from its settings JSON the way
+//! the worker makes it ([`backend`]).
+//!
+//! ```
+//! use zibrato_backend_api::testing::{counter, timer};
+//!
+//! let m = counter("requests", 1.0).with_source("web1");
+//! assert_eq!((m.level, m.name, m.value, m.source), ("info", "requests", 1.0, Some("web1")));
+//! let t = timer("db.query", 0.012).with_level("debug").with_timestamp(0);
+//! assert_eq!((t.level, t.timestamp, t.source), ("debug", 0, None));
+//! ```
+//!
+//! [`backend`] shows a whole backend under test.
+//!
+//! It sits behind the `testing` feature, for a plugin's `[dev-dependencies]`:
+//!
+//! ```toml
+//! [dev-dependencies]
+//! zibrato-backend-api = { version = "0.3", features = ["testing"] }
+//! ```
+//!
+//! Why a feature: a plugin built for the worker has no use for it, and a
+//! logger that discards has no place there (the backend's warnings would
+//! vanish from the worker's log). Enabled from `[dev-dependencies]`, it is
+//! compiled into a plugin's tests only, never into the library the worker
+//! loads. The logger and [`backend`] also need the `plugin` feature (on by
+//! default).
+
+use crate::measurement::{Kind, Measurement};
+#[cfg(feature = "plugin")]
+use crate::{abi::LogLevel, backend::Backend, backend::BackendError, Logger};
+#[cfg(feature = "plugin")]
+use abi_stable::std_types::RStr;
+
+/// The time the constructors here give (Unix seconds): fixed, so that what a
+/// test prints is the same at every run.
+pub const TIMESTAMP: i64 = 1_764_057_600;
+
+/// The level [`counter`], [`gauge`] and [`timer`] give.
+pub const LEVEL: &str = "info";
+
+/// A measurement at [`TIMESTAMP`] with no source; [`Measurement::with_source`]
+/// and [`Measurement::with_timestamp`] change those.
+///
+/// ```
+/// use zibrato_backend_api::testing::measurement;
+/// use zibrato_backend_api::Kind;
+///
+/// let m = measurement("debug", Kind::Timer, "db.query", 0.012).with_source("web1");
+/// assert_eq!((m.level, m.name, m.source), ("debug", "db.query", Some("web1")));
+/// ```
+pub fn measurement<'a>(level: &'a str, kind: Kind, name: &'a str, value: f64) -> Measurement<'a> {
+    Measurement {
+        level,
+        kind,
+        name,
+        value,
+        timestamp: TIMESTAMP,
+        source: None,
+    }
+}
+
+/// A counter at level [`LEVEL`]: `measurement(LEVEL, Kind::Counter, name, value)`.
+pub fn counter(name: &str, value: f64) -> Measurement<'_> {
+    measurement(LEVEL, Kind::Counter, name, value)
+}
+
+/// A gauge reading at level [`LEVEL`].
+pub fn gauge(name: &str, value: f64) -> Measurement<'_> {
+    measurement(LEVEL, Kind::Gauge, name, value)
+}
+
+/// A timer at level [`LEVEL`]; `seconds` as on the wire.
+pub fn timer(name: &str, seconds: f64) -> Measurement<'_> {
+    measurement(LEVEL, Kind::Timer, name, seconds)
+}
+
+impl<'a> Measurement<'a> {
+    /// The same measurement from `source` (`"web1"`, `Some("web1")` or `None`).
+    /// Feature `testing`.
+    pub fn with_source(self, source: impl Into<Option<&'a str>>) -> Measurement<'a> {
+        Measurement {
+            source: source.into(),
+            ..self
+        }
+    }
+
+    /// The same measurement recorded at `timestamp` (Unix seconds). Feature
+    /// `testing`.
+    pub fn with_timestamp(self, timestamp: i64) -> Measurement<'a> {
+        Measurement { timestamp, ..self }
+    }
+
+    /// The same measurement published at `level`. Feature `testing`.
+    pub fn with_level(self, level: &'a str) -> Measurement<'a> {
+        Measurement { level, ..self }
+    }
+}
+
+#[cfg(feature = "plugin")]
+extern "C" fn discard(_backend: RStr<'_>, _level: LogLevel, _message: RStr<'_>) {}
+
+/// A logger for `backend` that drops every message: for tests that do not
+/// look at what a backend logs.
+#[cfg(feature = "plugin")]
+pub fn discard_logger(backend: &str) -> Logger {
+    Logger::new(backend, discard)
+}
+
+/// A backend `B` made from `settings`, a JSON object as the host passes it
+/// (empty means `{}`), with a [`discard_logger`]: what the worker's `new`
+/// does, minus the stable ABI. A settings error comes back as the host would
+/// report it (`bad setting KEY: …`).
+///
+/// ```
+/// use serde::Deserialize;
+/// use zibrato_backend_api::testing::{backend, counter, timer};
+/// use zibrato_backend_api::{Aggregator, Backend, BackendError, FlushReport, Logger, Measurement};
+///
+/// /// Counts what it receives.
+/// struct Tally(Aggregator);
+///
+/// /// No settings: any key is a misspelt one.
+/// #[derive(Deserialize)]
+/// #[serde(deny_unknown_fields)]
+/// struct Settings {}
+///
+/// impl Backend for Tally {
+///     const NAME: &'static str = "tally";
+///     const DESCRIPTION: &'static str = "counts measurements";
+///     type Settings = Settings;
+///
+///     fn new(_settings: Settings, _logger: Logger) -> Result<Self, BackendError> {
+///         Ok(Tally(Aggregator::default()))
+///     }
+///
+///     fn post(&mut self, m: &Measurement<'_>) -> Result<(), BackendError> {
+///         Ok(self.0.add(m)?)
+///     }
+///
+///     fn flush(&mut self, _now: i64) -> Result<FlushReport, BackendError> {
+///         let flushed = self.0.take().len() as u64;
+///         Ok(FlushReport { flushed, ..FlushReport::default() })
+///     }
+/// }
+///
+/// let mut tally = backend::<Tally>("{}").unwrap();
+/// tally.post(&counter("requests", 1.0)).unwrap();
+/// tally.post(&counter("requests", 1.0).with_source("web1")).unwrap();
+/// tally.post(&timer("db.query", 0.012).with_level("debug")).unwrap();
+/// assert_eq!(tally.flush(0).unwrap().flushed, 3);
+///
+/// let Err(e) = backend::<Tally>(r#"{"colour":"red"}"#) else { panic!("a misspelt key") };
+/// assert!(e.to_string().starts_with("bad setting colour"), "{e}");
+/// ```
+#[cfg(feature = "plugin")]
+pub fn backend<B: Backend>(settings: &str) -> Result<B, BackendError> {
+    backend_with_logger(settings, discard_logger(B::NAME))
+}
+
+/// As [`backend`], logging to `logger`: for tests that check what a backend
+/// logs.
+#[cfg(feature = "plugin")]
+pub fn backend_with_logger<B: Backend>(settings: &str, logger: Logger) -> Result<B, BackendError> {
+    crate::backend::from_settings(settings, logger)
+}
