@@ -1,15 +1,9 @@
 // The manual, README.md, is the crate's documentation. Its links name
-// source files, for reading it on its own; these targets come first, so they
-// win in rustdoc and point the same links at the items.
-//! [`payload`]: payload
-//! [`sender`]: sender
+// source files, for reading it on its own; this target comes first, so that
+// in rustdoc the link goes to the item instead.
 //! [`Secret`]: settings::Secret
 #![doc = include_str!("../README.md")]
 #![warn(missing_docs)]
-// The crate documentation points at the modules that explain each part.
-// They are private, since a plugin exports its backend and not its internals;
-// `cargo doc --document-private-items` renders them.
-#![allow(rustdoc::private_intra_doc_links)]
 
 mod api;
 mod payload;
@@ -30,7 +24,7 @@ use zibrato_backend_api::Measurement;
 use zibrato_backend_api::{Aggregator, Backend, BackendError, FlushReport, Kind, Logger};
 
 /// The backend: an [`Aggregator`] whose snapshots become batches for the
-/// [`Sender`] thread.
+/// sender thread.
 #[derive(Debug)]
 pub struct LibratoBackend {
     logger: Logger,

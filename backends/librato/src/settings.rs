@@ -1,17 +1,7 @@
 //! The `[backends.librato]` table (or `--set librato.KEY=VALUE`).
 //!
-//! | key | default | meaning |
-//! |---|---|---|
-//! | `username` | `$LIBRATO_USER` | the account's email |
-//! | `token` | `$LIBRATO_TOKEN` | the API token; never printed or logged |
-//! | `api_url` | `https://metrics-api.librato.com/v1/metrics` | where measurements are posted |
-//! | `timers` | `"summary"` | `"summary"`: one summary gauge per (source, name) and flush; `"raw"`: one gauge per measurement |
-//! | `source` | none | the source of measurements that have none |
-//! | `max_age` | `"2h"` | data older than this is dropped (and counted) instead of sent |
-//! | `timeout` | `"10s"` | the time one request may take |
-//! | `batch_size` | 300 | most measurements per request (at most 300) |
-//! | `max_pending` | 100000 | most measurements waiting to be sent or retried |
-//! | `max_series` | 100000 | most series of each kind held between flushes |
+//! Each key, its default and meaning are in the backend's manual
+//! (`backends/librato/README.md`, the crate's documentation).
 //!
 //! Durations are seconds (`7200`, `0.5`) or text with a unit (`"500ms"`,
 //! `"90s"`, `"15m"`, `"2h"`).

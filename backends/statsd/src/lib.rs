@@ -1,15 +1,5 @@
-// The manual, README.md, is the crate's documentation. Its links name
-// source files, for reading it on its own; these targets come first, so they
-// win in rustdoc and point the same links at the items.
-//! [`line`]: mod@line
-//! [`packer`]: packer
-//! [`TIMEOUT`]: transport::TIMEOUT
 #![doc = include_str!("../README.md")]
 #![warn(missing_docs)]
-// The crate documentation points at the modules that explain each part.
-// They are private, since a plugin exports its backend and not its internals;
-// `cargo doc --document-private-items` renders them.
-#![allow(rustdoc::private_intra_doc_links)]
 
 mod line;
 mod packer;
