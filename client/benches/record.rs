@@ -28,7 +28,8 @@ use zibrato::Zibrato;
 use zibrato_broker::{Broker, BrokerConfig, BrokerHandle};
 
 const CHUNK: u64 = 10_000;
-const QUEUE: usize = 32_768;
+/// Both clients' queues: the size of the zibrato client's by default.
+const QUEUE: usize = zibrato::Builder::DEFAULT_QUEUE_CAPACITY;
 
 struct Setup {
     _broker: BrokerHandle,
@@ -45,29 +46,15 @@ struct Clients {
 }
 
 fn setup() -> Setup {
-    let broker = (0..100)
-        .find_map(|i| {
-            let config = BrokerConfig {
-                port: 47_000 + 2 * i,
-                ..BrokerConfig::default()
-            };
-            Broker::bind(&config).ok()
-        })
+    let broker = Broker::bind_any(&BrokerConfig::default())
         .expect("a free port pair")
         .spawn();
     let context = zmq::Context::new();
     let sub = context.socket(zmq::SUB).unwrap();
     sub.set_subscribe(b"info|").unwrap();
     sub.connect(&broker.worker_endpoint()).unwrap();
-    let port: u16 = broker
-        .publisher_endpoint()
-        .rsplit(':')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
     let zibrato = Zibrato::builder()
-        .port(port)
+        .port(broker.publisher_port())
         .queue_capacity(QUEUE)
         .hold(Duration::from_millis(300))
         .build()

@@ -4,7 +4,8 @@
 //! `zibrato-worker --plugin stdout --levels info`.
 
 fn main() -> Result<(), zibrato::Error> {
-    let z = zibrato::Zibrato::from_env()?; // ZIBRATO_HOST / ZIBRATO_PORT, else 127.0.0.1:5550
+    // The broker named by ZIBRATO_HOST / ZIBRATO_PORT, else zibrato::DEFAULT_HOST and DEFAULT_PORT.
+    let z = zibrato::Zibrato::from_env()?;
     z.count("info", "requests", 1);
     z.count("info", "bytes.in", 512);
     z.source("web1").count("info", "requests", 1);

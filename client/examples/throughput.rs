@@ -17,11 +17,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .unwrap_or(10_000_000);
     let batching = args.next().as_deref() != Some("nobatch");
     let config = BrokerConfig {
-        port: 47_500,
         hwm: 0,
         ..BrokerConfig::default()
     };
-    let broker = Broker::bind(&config)?.spawn();
+    let broker = Broker::bind_any(&config)?.spawn();
 
     let context = zmq::Context::new();
     let sub = context.socket(zmq::SUB)?;
@@ -41,9 +40,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         (lines, first.map_or(Duration::ZERO, |f| last - f))
     });
 
-    let capacity = 32_768;
+    let capacity = zibrato::Builder::DEFAULT_QUEUE_CAPACITY;
     let z = zibrato::Zibrato::builder()
-        .port(config.port)
+        .port(broker.publisher_port())
         .queue_capacity(capacity)
         .batching(batching)
         .build()?;

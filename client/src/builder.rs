@@ -1,20 +1,18 @@
 //! Building a client: where the broker is, and how much to queue, hold and
 //! wait.
 
+use crate::client::{Inner, Zibrato};
 use crate::io_thread::{IoConfig, IoThread};
 use crate::shared::Shared;
+use crate::socket;
 use crate::waker::Waker;
-use crate::{Inner, Zibrato};
-use std::ffi::c_void;
-use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use zibrato_backend_api::endpoint::{Endpoint, ResolveError, DEFAULT_HOST, DEFAULT_PORT};
 
-/// The broker's host when none is given.
-pub const DEFAULT_HOST: &str = "127.0.0.1";
-/// The broker's publisher port when none is given.
-pub const DEFAULT_PORT: u16 = 5550;
+/// Why port 0 is refused, by [`Builder::build`] and for `ZIBRATO_PORT`.
+const PORT_ZERO: &str = "the broker listens on a fixed port (default 5550)";
 
 /// Why a client could not be built. Every message is one line that says what
 /// to fix.
@@ -30,13 +28,8 @@ pub enum Error {
         reason: &'static str,
     },
     /// The host does not resolve to an address.
-    #[error("cannot resolve host {host:?}: {reason}")]
-    Resolve {
-        /// The host as given.
-        host: String,
-        /// What the resolver said.
-        reason: String,
-    },
+    #[error(transparent)]
+    Resolve(#[from] ResolveError),
     /// A builder setting is out of range.
     #[error("invalid {setting}: {reason}")]
     InvalidSetting {
@@ -118,21 +111,49 @@ impl Default for Builder {
             host: DEFAULT_HOST.to_owned(),
             port: Ok(DEFAULT_PORT),
             context: None,
-            queue_capacity: 32_768,
-            linger: Duration::from_secs(2),
-            hold: Duration::from_secs(1),
-            hold_bytes: 8 << 20,
+            queue_capacity: Builder::DEFAULT_QUEUE_CAPACITY,
+            linger: Builder::DEFAULT_LINGER,
+            hold: Builder::DEFAULT_HOLD,
+            hold_bytes: Builder::DEFAULT_HOLD_CAPACITY,
             batching: true,
-            max_frame_bytes: 8 << 10,
-            send_hwm: 10_000,
+            max_frame_bytes: Builder::DEFAULT_MAX_FRAME_BYTES,
+            send_hwm: Builder::DEFAULT_SEND_HWM,
         }
     }
 }
 
 impl Builder {
-    /// The defaults: `127.0.0.1:5550`, a queue of 32 768 measurements, a linger
-    /// of 2 s, holding for up to 1 s (8 MiB), batching into frames of up to
-    /// 8 KiB.
+    /// The default [`Builder::queue_capacity`], in measurements per stripe.
+    pub const DEFAULT_QUEUE_CAPACITY: usize = 32_768;
+    /// The default [`Builder::linger`].
+    pub const DEFAULT_LINGER: Duration = Duration::from_secs(2);
+    /// The default [`Builder::hold`].
+    pub const DEFAULT_HOLD: Duration = Duration::from_secs(1);
+    /// The default [`Builder::hold_capacity`], in bytes.
+    pub const DEFAULT_HOLD_CAPACITY: usize = 8 << 20;
+    /// The default [`Builder::max_frame_bytes`].
+    pub const DEFAULT_MAX_FRAME_BYTES: usize = 8 << 10;
+    /// The default [`Builder::send_hwm`], in frames.
+    pub const DEFAULT_SEND_HWM: i32 = 10_000;
+
+    /// The defaults: the broker at [`DEFAULT_HOST`] on [`DEFAULT_PORT`],
+    /// batching on, and the `DEFAULT_*` settings above, which are:
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use zibrato::{limits, Builder};
+    ///
+    /// assert_eq!((zibrato::DEFAULT_HOST, zibrato::DEFAULT_PORT), ("127.0.0.1", 5550));
+    /// assert_eq!(Builder::DEFAULT_QUEUE_CAPACITY, 32_768);
+    /// // A stripe of the queue takes 4 MiB at the default capacity.
+    /// assert_eq!(Builder::DEFAULT_QUEUE_CAPACITY * limits::SLOT_BYTES, 4 << 20);
+    /// assert_eq!(Builder::DEFAULT_LINGER, Duration::from_secs(2));
+    /// assert_eq!(Builder::DEFAULT_HOLD, Duration::from_secs(1));
+    /// // 8 MiB: about 100 000 measurements.
+    /// assert_eq!(Builder::DEFAULT_HOLD_CAPACITY, 8 << 20);
+    /// assert_eq!(Builder::DEFAULT_MAX_FRAME_BYTES, 8 << 10);
+    /// assert_eq!(Builder::DEFAULT_SEND_HWM, 10_000);
+    /// ```
     pub fn new() -> Builder {
         Builder::default()
     }
@@ -151,13 +172,14 @@ impl Builder {
         builder
     }
 
-    /// The broker's host name or IP address (default `127.0.0.1`).
+    /// The broker's host name or IP address (default [`DEFAULT_HOST`]); an
+    /// IPv6 address may be given in brackets (`[::1]`).
     pub fn host(mut self, host: impl Into<String>) -> Builder {
         self.host = host.into();
         self
     }
 
-    /// The broker's publisher port (default 5550).
+    /// The broker's publisher port (default [`DEFAULT_PORT`]).
     pub fn port(mut self, port: u16) -> Builder {
         self.port = Ok(port);
         self
@@ -170,25 +192,26 @@ impl Builder {
         self
     }
 
-    /// How many measurements may wait for the I/O thread (default 32 768)
-    /// per stripe of the queue; beyond that they are dropped and counted as
-    /// `dropped_queue_full`.
+    /// How many measurements may wait for the I/O thread (default
+    /// [`Builder::DEFAULT_QUEUE_CAPACITY`]) per stripe of the queue; beyond
+    /// that they are dropped and counted as `dropped_queue_full`.
     ///
-    /// The queue has as many stripes as the machine has cores, at most 4:
-    /// each thread that records is given one when it first does, in turn,
-    /// so that threads recording at once do not contend. A stripe is
-    /// allocated when its first thread arrives, 128 bytes per measurement
-    /// (4 MiB at the default): a program that records from one thread has
-    /// one.
+    /// The queue has as many stripes as the machine has cores, at most
+    /// [`limits::MAX_STRIPES`](crate::limits::MAX_STRIPES): each thread that
+    /// records is given one when it first does, in turn, so that threads
+    /// recording at once do not contend. A stripe is allocated when its first
+    /// thread arrives, [`limits::SLOT_BYTES`](crate::limits::SLOT_BYTES) per
+    /// measurement: a program that records from one thread has one.
     pub fn queue_capacity(mut self, capacity: usize) -> Builder {
         self.queue_capacity = capacity;
         self
     }
 
     /// How long [`Zibrato::flush`] and dropping the last handle wait for
-    /// queued measurements to be handed to ZeroMQ (default 2 s). On close,
-    /// what remains of it is ZeroMQ's own linger, to put what it was handed
-    /// on the wire; neither can confirm that a worker received it.
+    /// queued measurements to be handed to ZeroMQ (default
+    /// [`Builder::DEFAULT_LINGER`]). On close, what remains of it is ZeroMQ's
+    /// own linger, to put what it was handed on the wire; neither can confirm
+    /// that a worker received it.
     pub fn linger(mut self, linger: Duration) -> Builder {
         self.linger = linger;
         self
@@ -196,18 +219,21 @@ impl Builder {
 
     /// How long measurements are held, after connecting or after the last
     /// subscription went away (including when the connection to the broker
-    /// drops), waiting for a subscription to their level (default 1 s): to
-    /// ride out a broker restart, make it longer than the restart takes.
-    /// Holding ends earlier, shortly after the broker's subscriptions have
-    /// arrived. `Duration::ZERO` turns holding off, as in Zibrato 0.2, where
-    /// early measurements were lost.
+    /// drops), waiting for a subscription to their level (default
+    /// [`Builder::DEFAULT_HOLD`]): to ride out a broker restart, make it
+    /// longer than the restart takes. Holding ends earlier,
+    /// [`limits::SUBSCRIPTIONS_SETTLE`](crate::limits::SUBSCRIPTIONS_SETTLE)
+    /// after the broker's first subscription has arrived. `Duration::ZERO`
+    /// turns holding off, as in Zibrato 0.2, where early measurements were
+    /// lost.
     pub fn hold(mut self, hold: Duration) -> Builder {
         self.hold = hold;
         self
     }
 
-    /// How many bytes of wire lines may be held (default 8 MiB, about 100 000
-    /// measurements); beyond that they are counted as `dropped_hold_full`.
+    /// How many bytes of wire lines may be held (default
+    /// [`Builder::DEFAULT_HOLD_CAPACITY`]); beyond that they are counted as
+    /// `dropped_hold_full`.
     pub fn hold_capacity(mut self, bytes: usize) -> Builder {
         self.hold_bytes = bytes;
         self
@@ -221,15 +247,17 @@ impl Builder {
         self
     }
 
-    /// The largest batched frame, in bytes (default 8 KiB). A single line
-    /// longer than this is sent in a frame of its own.
+    /// The largest batched frame, in bytes (default
+    /// [`Builder::DEFAULT_MAX_FRAME_BYTES`]). A single line longer than this
+    /// is sent in a frame of its own.
     pub fn max_frame_bytes(mut self, bytes: usize) -> Builder {
         self.max_frame_bytes = bytes;
         self
     }
 
-    /// ZeroMQ's send high-water mark, in frames (default 10 000). When it is
-    /// reached the I/O thread waits and the queue absorbs the backlog.
+    /// ZeroMQ's send high-water mark, in frames (default
+    /// [`Builder::DEFAULT_SEND_HWM`]). When it is reached the I/O thread
+    /// waits and the queue absorbs the backlog.
     pub fn send_hwm(mut self, frames: i32) -> Builder {
         self.send_hwm = frames;
         self
@@ -244,7 +272,7 @@ impl Builder {
         if port == 0 {
             return Err(Error::InvalidPort {
                 port: "0".to_owned(),
-                reason: "the broker listens on a fixed port (default 5550)",
+                reason: PORT_ZERO,
             });
         }
         if self.queue_capacity == 0 {
@@ -259,13 +287,12 @@ impl Builder {
                 reason: "must be 0 (no limit) or more",
             });
         }
-        let ip = resolve(&self.host, port)?;
+        let endpoint = Endpoint::resolve(&self.host, port)?;
         // Timers must never wait for the clock's calibration.
         crate::clock::calibrate();
-        let endpoint = format!("tcp://{}", SocketAddr::new(ip, port));
 
         let context = self.context.unwrap_or_default();
-        let socket = connect(&context, &endpoint, ip.is_ipv6(), self.send_hwm)?;
+        let socket = socket::connect(&context, &endpoint, self.send_hwm)?;
         let waker = Waker::new().map_err(Error::Spawn)?;
         let shared = Arc::new(Shared::new(self.queue_capacity, waker));
         let config = IoConfig {
@@ -288,7 +315,7 @@ impl Builder {
                 id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
                 shared,
                 thread: Mutex::new(Some(thread)),
-                endpoint,
+                endpoint: endpoint.to_string(),
                 linger: self.linger,
             }),
         })
@@ -299,93 +326,9 @@ impl Builder {
 fn parse_port(text: &str) -> Result<u16, (String, &'static str)> {
     let invalid = |reason| (text.to_owned(), reason);
     match text.trim().parse::<u64>() {
-        Ok(0) => Err(invalid("the broker listens on a fixed port (default 5550)")),
+        Ok(0) => Err(invalid(PORT_ZERO)),
         Ok(port) => u16::try_from(port).map_err(|_| invalid("ports go up to 65535")),
         Err(_) => Err(invalid("not a number (ZIBRATO_PORT)")),
-    }
-}
-
-/// Resolves `host` to one address, preferring IPv4 as ZeroMQ does.
-fn resolve(host: &str, port: u16) -> Result<IpAddr, Error> {
-    let name = host.trim();
-    let name = name
-        .strip_prefix('[')
-        .and_then(|h| h.strip_suffix(']'))
-        .unwrap_or(name);
-    let fail = |reason: String| Error::Resolve {
-        host: host.to_owned(),
-        reason,
-    };
-    if name.is_empty() {
-        return Err(fail("empty host name".to_owned()));
-    }
-    let addrs: Vec<SocketAddr> = (name, port)
-        .to_socket_addrs()
-        .map_err(|e| fail(e.to_string()))?
-        .collect();
-    addrs
-        .iter()
-        .find(|a| a.is_ipv4())
-        .or_else(|| addrs.first())
-        .map(SocketAddr::ip)
-        .ok_or_else(|| fail("no address found".to_owned()))
-}
-
-/// Creates the `XPUB` socket and connects it (ZeroMQ connects in the
-/// background, so this succeeds whether or not the broker is up).
-fn connect(
-    context: &zmq::Context,
-    endpoint: &str,
-    ipv6: bool,
-    hwm: i32,
-) -> Result<zmq::Socket, Error> {
-    let err = |what| move |source| Error::Socket { what, source };
-    let mut socket = context.socket(zmq::XPUB).map_err(err("create"))?;
-    socket
-        .set_sndhwm(hwm)
-        .map_err(err("send high-water mark"))?;
-    socket
-        .set_reconnect_ivl_max(1000)
-        .map_err(err("reconnect interval"))?;
-    if ipv6 {
-        socket.set_ipv6(true).map_err(err("IPv6"))?;
-    }
-    set_xpub_nodrop(&mut socket).map_err(err("XPUB_NODROP"))?;
-    // A pipe to the broker only while connected: when the connection drops,
-    // ZeroMQ removes the pipe and with it the subscriptions it carried, and
-    // the socket reports each as an unsubscription (`\x00topic`), so the
-    // I/O thread learns that nobody listens any more and holds again. With
-    // the default (0) the pipe and its subscriptions outlive the connection:
-    // lines sent during an outage would queue in it and reach a restarted
-    // broker before any worker had subscribed there, and be dropped by it.
-    socket.set_immediate(true).map_err(err("IMMEDIATE"))?;
-    socket.connect(endpoint).map_err(|source| Error::Connect {
-        endpoint: endpoint.to_owned(),
-        source,
-    })?;
-    Ok(socket)
-}
-
-/// Makes the socket report a full pipe (`EAGAIN`) instead of silently
-/// dropping, so that the I/O thread can wait and the loss, if any, happens in
-/// the client's queue where it is counted. The `zmq` crate does not wrap it.
-fn set_xpub_nodrop(socket: &mut zmq::Socket) -> Result<(), zmq::Error> {
-    let on: i32 = 1;
-    // SAFETY: the socket pointer is valid for the socket's lifetime, and
-    // ZMQ_XPUB_NODROP takes an int, passed by pointer with its size.
-    let rc = unsafe {
-        zmq_sys::zmq_setsockopt(
-            socket.as_mut_ptr(),
-            zmq_sys::ZMQ_XPUB_NODROP as i32,
-            (&on as *const i32).cast::<c_void>(),
-            std::mem::size_of::<i32>(),
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        // SAFETY: zmq_errno only reads the thread's errno.
-        Err(zmq::Error::from_raw(unsafe { zmq_sys::zmq_errno() }))
     }
 }
 
@@ -421,7 +364,23 @@ mod tests {
 
     #[test]
     fn ip_literals_resolve_without_a_lookup() {
-        assert_eq!(resolve("127.0.0.1", 1).unwrap().to_string(), "127.0.0.1");
-        assert_eq!(resolve("[::1]", 1).unwrap().to_string(), "::1");
+        let ip = |host| {
+            let z = Builder::new()
+                .host(host)
+                .port(1)
+                .hold(Duration::ZERO)
+                .linger(Duration::ZERO)
+                .build()
+                .unwrap();
+            z.endpoint().to_owned()
+        };
+        assert_eq!(ip("127.0.0.1"), "tcp://127.0.0.1:1");
+        assert_eq!(ip("[::1]"), "tcp://[::1]:1");
+    }
+
+    /// The message for port 0 names the default port.
+    #[test]
+    fn the_port_zero_message_names_the_default_port() {
+        assert!(PORT_ZERO.ends_with(&format!("(default {DEFAULT_PORT})")));
     }
 }

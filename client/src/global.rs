@@ -2,13 +2,15 @@
 //!
 //! It is set once: by [`set_default`] before the first decorated call, or
 //! else on that call from `ZIBRATO_HOST` / `ZIBRATO_PORT` (defaults
-//! `127.0.0.1:5550`). A static is never dropped, so the default client is
-//! closed, with its linger, by an `atexit` handler when the program exits:
-//! a short-lived program does not lose what its decorated functions recorded.
-//! Measurements that threads still running record after that are counted
-//! `dropped_at_close`.
+//! [`DEFAULT_HOST`](crate::DEFAULT_HOST),
+//! [`DEFAULT_PORT`](crate::DEFAULT_PORT)). A static is never dropped, so the
+//! default client is closed, with its linger, by an `atexit` handler when
+//! the program exits: a short-lived program does not lose what its decorated
+//! functions recorded. Measurements that threads still running record after
+//! that are counted `dropped_at_close`.
 
-use crate::{Builder, Zibrato};
+use crate::builder::Builder;
+use crate::client::Zibrato;
 use std::sync::OnceLock;
 
 static DEFAULT: OnceLock<Option<Zibrato>> = OnceLock::new();

@@ -1,10 +1,11 @@
 //! Scoped forms: a timer that sends the elapsed time when dropped, a counter
 //! that counts when dropped, and [`Sourced`], the same forms with a source.
 
+use crate::client::{MetricValue, Zibrato};
 use crate::clock;
-use crate::line::Value;
-use crate::{Kind, MetricValue, Zibrato};
+use crate::line::{Sample, Value};
 use std::time::Duration;
+use zibrato_backend_api::Kind;
 
 /// Sends the time since its creation, in seconds, as a timer measurement
 /// when dropped — also when the scope is left by `?`, `return` or a panic.
@@ -65,14 +66,9 @@ impl Drop for Timer<'_> {
         }
         // A timer whose level was filtered was counted as such at its start.
         if let Some(start) = self.start {
-            self.client.record_checked(
-                self.level,
-                Kind::Timer,
-                self.name,
-                Value::Seconds(clock::since(start)),
-                self.source,
-                false,
-            );
+            let elapsed = Value::Seconds(clock::since(start));
+            let sample = Sample::new(self.level, Kind::Timer, self.name, elapsed, self.source);
+            self.client.record_checked(&sample, false);
         }
     }
 }

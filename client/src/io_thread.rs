@@ -16,16 +16,49 @@
 //!    linger, next retry of a backlog ZeroMQ pushed back on); it never spins
 //!    on a flush or shutdown that has to wait.
 //!
-//! Holding (the slow-joiner fix): a `PUB`/`XPUB` socket drops whatever it is
-//! given before a subscriber's subscription has reached it. So from the start,
-//! and again whenever the last subscription goes away (the last worker left,
-//! or the connection to the broker dropped: with `ZMQ_IMMEDIATE` ZeroMQ then
-//! removes the pipe and reports its subscriptions as unsubscriptions), the
-//! client holds measurements of levels nobody subscribes to yet, in a bounded
-//! buffer. A subscription arriving releases its level's lines. Holding ends
-//! `settle` after the first subscription arrives (the broker sends all it knows
-//! at once) or after `hold`, whichever comes first; what is still held then had
-//! no listener and is counted as `dropped_unsubscribed`.
+//! **Holding** (the slow-joiner fix). ZeroMQ's `PUB`/`XPUB` side drops
+//! whatever it is given before a subscriber's subscription has reached it.
+//! So from the start, and again whenever the last subscription goes away
+//! (the last worker left, or the connection to the broker dropped: see
+//! [`crate::socket`]), calling threads queue every level
+//! ([`crate::subscriptions::State::holding`]) and this thread holds the lines
+//! of levels nobody subscribes to yet, in a buffer bounded by
+//! [`Builder::hold_capacity`](crate::builder::Builder::hold_capacity). A
+//! subscription arriving releases its level's lines. Holding ends
+//! [`SUBSCRIPTIONS_SETTLE`] after the first subscription arrives (the broker
+//! sends all it knows at once) or after
+//! [`Builder::hold`](crate::builder::Builder::hold), whichever comes first;
+//! what is still held then had no listener and is counted as
+//! `dropped_unsubscribed`.
+//!
+//! **Batching.** Each turn drains up to [`DRAIN_PER_TURN`] lines and packs
+//! those of one level into one frame, `\n`-separated, of up to
+//! [`Builder::max_frame_bytes`](crate::builder::Builder::max_frame_bytes),
+//! then sends all open frames. Idle, the thread sleeps and the next
+//! measurement wakes it, so a lone line leaves at once. After a turn that
+//! found lines it waits [`GATHER`] before the next one instead of sleeping
+//! (which would make the next caller pay for a wake-up) or spinning on the
+//! queue (which would bounce its cache lines with every push): under load
+//! lines gather, frames fill up, and callers never make a system call.
+//! Without batching ([`Builder::batching`](crate::builder::Builder::batching)
+//! off) each line is a frame of its own, for Zibrato 0.2 workers.
+//!
+//! **Back-pressure.** When ZeroMQ's high-water mark is reached the socket
+//! refuses a frame instead of dropping it (`XPUB_NODROP`: see
+//! [`crate::socket`]); the thread keeps it, and those after it, in a backlog
+//! and stops draining the queue, so the backlog builds up in the bounded
+//! queue, where any loss is counted. An `XPUB` socket cannot say when it has
+//! room again, so the thread retries after [`STALL_FIRST`], doubling up to
+//! [`STALL_MAX`] while ZeroMQ keeps pushing back, and sleeps in between.
+//!
+//! **Closing.** On shutdown the thread goes on until everything queued and
+//! held has been handed to ZeroMQ or the linger has run out, counts what is
+//! left as `dropped_at_close`, and closes the socket with the rest of the
+//! linger, so that ZeroMQ still puts on the wire what it was handed. Flushes
+//! are served the same way (see [`crate::shared`]): a flush or a shutdown
+//! that waits on held lines or on ZeroMQ sleeps until a subscription, the
+//! next retry or its deadline, and one whose caller gave up is finished in
+//! the same way, without spinning.
 
 use crate::line::Line;
 use crate::shared::Shared;
@@ -46,8 +79,12 @@ pub(crate) struct IoConfig {
     pub(crate) max_frame: usize,
 }
 
-/// How long holding goes on after the first subscription arrives.
-const SETTLE: Duration = Duration::from_millis(50);
+/// How long holding goes on after the first subscription arrives: a broker
+/// forwards every subscription it knows at once, so after this long the
+/// client takes the set it has for complete and filters the levels nobody
+/// subscribed to. After a broker restart, a worker whose subscription comes
+/// later than this misses what was recorded for its level until it does.
+pub const SUBSCRIPTIONS_SETTLE: Duration = Duration::from_millis(50);
 /// Lines taken from the queue per turn, so subscriptions and flushes are
 /// looked at regularly under load.
 const DRAIN_PER_TURN: usize = 4096;
@@ -198,7 +235,7 @@ impl IoThread {
             self.state.holding = true;
             self.hold_until = Some(now + self.config.hold);
         } else if self.state.holding {
-            let settle = now + SETTLE;
+            let settle = now + SUBSCRIPTIONS_SETTLE;
             self.hold_until = Some(self.hold_until.map_or(settle, |t| t.min(settle)));
         }
         self.shared.subscriptions.publish(&self.state);
@@ -424,7 +461,8 @@ impl IoThread {
         }
         let stalled = !self.backlog.is_empty();
         if stalled {
-            // Back off while ZeroMQ keeps pushing back: 1, 2, 4, ... 10 ms.
+            // Back off while ZeroMQ keeps pushing back: from `STALL_FIRST`,
+            // doubling up to `STALL_MAX`.
             timeout = timeout.min(self.stall);
             self.stall = (self.stall * 2).min(STALL_MAX);
         }

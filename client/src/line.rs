@@ -7,15 +7,24 @@
 //! made safe in place instead of through `Cow`s that allocate when a field
 //! needs repair.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 use zibrato_backend_api::measurement::NO_SOURCE;
 use zibrato_backend_api::Kind;
 
-/// Bytes a line may take in its slot before it spills to the heap. Typical
-/// lines (`info|Counter|requests|5|1764057600|web1`) take 40 to 100. With
-/// the slot's other fields and the queue's stamp, a slot is 128 bytes: two
-/// cache lines.
-pub(crate) const INLINE: usize = 110;
+/// The longest wire line, in bytes, that is formatted in its slot of the
+/// queue; a longer one (a very long name or source) is formatted on the
+/// heap. Typical lines (`info|Counter|requests|5|1764057600|web1`) take 40
+/// to 100 bytes.
+pub const INLINE_LINE_BYTES: usize = 110;
+
+// A line's lengths are kept in `u8`s.
+const _: () = assert!(INLINE_LINE_BYTES < 256);
+
+/// The bytes a measurement takes in the queue, whatever its length: its slot,
+/// the line's buffer of [`INLINE_LINE_BYTES`] with the slot's other fields
+/// and the queue's stamp, two cache lines. Every slot is made when its
+/// stripe of the queue is.
+pub const SLOT_BYTES: usize = 128;
 
 /// A measurement's value as given by the caller.
 #[derive(Debug, Clone, Copy)]
@@ -38,18 +47,37 @@ pub(crate) struct Sample<'a> {
     pub(crate) source: Option<&'a str>,
 }
 
+impl<'a> Sample<'a> {
+    #[inline(always)]
+    pub(crate) fn new(
+        level: &'a str,
+        kind: Kind,
+        name: &'a str,
+        value: Value,
+        source: Option<&'a str>,
+    ) -> Sample<'a> {
+        Sample {
+            level,
+            kind,
+            name,
+            value,
+            source,
+        }
+    }
+}
+
 /// A measurement formatted as one wire line: a slot of the queue.
 ///
 /// Empty (`len == 0`, no heap part) when the slot holds nothing to send: a
 /// wire line is never empty.
 pub(crate) struct Line {
     /// The line, when it fits.
-    bytes: [u8; INLINE],
+    bytes: [u8; INLINE_LINE_BYTES],
     /// Bytes used in `bytes`; 0 when the line is in `heap`.
     len: u8,
     /// Bytes of the (sanitised) level at the start of the line.
     level_len: u8,
-    /// A line longer than [`INLINE`] bytes (very long names or sources).
+    /// A line longer than [`INLINE_LINE_BYTES`] bytes (very long names or sources).
     heap: Option<Box<HeapLine>>,
 }
 
@@ -62,7 +90,7 @@ pub(crate) struct HeapLine {
 impl Default for Line {
     fn default() -> Line {
         Line {
-            bytes: [0; INLINE],
+            bytes: [0; INLINE_LINE_BYTES],
             len: 0,
             level_len: 0,
             heap: None,
@@ -110,7 +138,7 @@ impl Line {
         }
         match w.spill {
             None => {
-                // INLINE < 256, so both fit.
+                // INLINE_LINE_BYTES < 256, so both fit.
                 self.len = w.len as u8;
                 self.level_len = level_len as u8;
             }
@@ -136,14 +164,7 @@ impl Line {
         timestamp: i64,
     ) -> Line {
         let mut line = Line::default();
-        let sample = Sample {
-            level,
-            kind,
-            name,
-            value,
-            source,
-        };
-        line.write(&sample, timestamp);
+        line.write(&Sample::new(level, kind, name, value, source), timestamp);
         line
     }
 
@@ -168,31 +189,6 @@ impl Line {
     pub(crate) fn clear(&mut self) {
         self.len = 0;
         self.heap = None;
-    }
-}
-
-/// Unix seconds now (negative before 1970, should the clock say so).
-///
-/// On Linux this reads `CLOCK_REALTIME_COARSE` (a few nanoseconds from the
-/// vDSO, a few milliseconds' resolution: plenty for whole seconds) instead of
-/// `SystemTime::now()`, which costs about a third of a measurement's budget.
-#[inline]
-pub(crate) fn unix_now() -> i64 {
-    #[cfg(target_os = "linux")]
-    {
-        let mut ts = libc::timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
-        };
-        // SAFETY: `ts` is a valid, writable timespec.
-        if unsafe { libc::clock_gettime(libc::CLOCK_REALTIME_COARSE, &mut ts) } == 0 {
-            #[allow(clippy::unnecessary_cast)] // time_t is i32 on some targets
-            return ts.tv_sec as i64;
-        }
-    }
-    match SystemTime::now().duration_since(UNIX_EPOCH) {
-        Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
-        Err(e) => -i64::try_from(e.duration().as_secs()).unwrap_or(i64::MAX),
     }
 }
 
@@ -231,7 +227,7 @@ pub(crate) fn is_wire_breaker(b: u8) -> bool {
 
 /// Writes into a slot's buffer, moving to a `Vec` only if the line outgrows it.
 struct Writer<'a> {
-    buf: &'a mut [u8; INLINE],
+    buf: &'a mut [u8; INLINE_LINE_BYTES],
     len: usize,
     spill: Option<Vec<u8>>,
 }
@@ -248,7 +244,7 @@ impl Writer<'_> {
     #[inline(always)]
     fn bytes(&mut self, bytes: &[u8]) {
         let end = self.len + bytes.len();
-        if self.spill.is_none() && end <= INLINE {
+        if self.spill.is_none() && end <= INLINE_LINE_BYTES {
             crate::short::copy(&mut self.buf[self.len..end], bytes);
             self.len = end;
         } else {
@@ -260,7 +256,7 @@ impl Writer<'_> {
     /// the end of what is written; `None` once the line has spilled or would.
     #[inline(always)]
     fn room(&mut self, n: usize) -> Option<&mut [u8]> {
-        if self.spill.is_none() && self.len + n <= INLINE {
+        if self.spill.is_none() && self.len + n <= INLINE_LINE_BYTES {
             Some(&mut self.buf[self.len..self.len + n])
         } else {
             None
@@ -272,7 +268,7 @@ impl Writer<'_> {
     #[inline(never)]
     fn spill(&mut self, bytes: &[u8]) {
         let v = self.spill.get_or_insert_with(|| {
-            let mut v = Vec::with_capacity(2 * INLINE + bytes.len());
+            let mut v = Vec::with_capacity(2 * INLINE_LINE_BYTES + bytes.len());
             v.extend_from_slice(&self.buf[..self.len]);
             v
         });
@@ -490,6 +486,29 @@ mod tests {
             reference("info", Kind::Counter, &name, 1.0, None, 7)
         );
         assert_eq!(line.level(), b"info");
+    }
+
+    /// What the crate's promises say: a line of [`INLINE_LINE_BYTES`] is
+    /// formatted in its slot, a longer one on the heap.
+    #[test]
+    fn a_line_spills_only_when_longer_than_inline_line_bytes() {
+        let of_name = |n: usize| {
+            Line::encode(
+                "info",
+                Kind::Counter,
+                &"n".repeat(n),
+                Value::Number(1.0),
+                None,
+                7,
+            )
+        };
+        let framing = of_name(0).as_bytes().len() - 1; // an empty name is sent as `_`
+        let longest = of_name(INLINE_LINE_BYTES - framing);
+        assert_eq!(longest.as_bytes().len(), INLINE_LINE_BYTES);
+        assert!(longest.heap.is_none());
+        let spilled = of_name(INLINE_LINE_BYTES - framing + 1);
+        assert_eq!(spilled.as_bytes().len(), INLINE_LINE_BYTES + 1);
+        assert!(spilled.heap.is_some());
     }
 
     #[test]

@@ -11,12 +11,20 @@ use crate::stats::ThreadCounters;
 use std::cell::RefCell;
 use std::sync::{Arc, Weak};
 
-/// Clients a thread keeps state for at once; more are served round-robin.
-const CLIENTS: usize = 4;
-/// Levels cached per client and thread.
-const LEVELS: usize = 8;
-/// Longest level that is cached; longer ones take the read lock each time.
-const LEVEL_BYTES: usize = 30;
+/// How many clients a thread keeps state for at once. A thread that records
+/// to more is served round-robin: switching to a client it holds no state
+/// for evicts another's, which allocates a counter block and takes both
+/// clients' counters `Mutex`.
+pub const CLIENTS_PER_THREAD: usize = 4;
+
+/// How many levels a thread caches the "is it wanted?" answer of, per
+/// client; a level pushed out of the cache (round-robin) is looked up under
+/// the subscription set's read lock when it comes back.
+pub const CACHED_LEVELS: usize = 8;
+
+/// The longest level, in bytes, whose answer is cached; a longer one takes
+/// the subscription set's read lock on every call.
+pub const CACHED_LEVEL_BYTES: usize = 30;
 
 /// One cached answer.
 #[derive(Clone, Copy)]
@@ -24,7 +32,7 @@ struct LevelEntry {
     generation: u64,
     len: u8,
     queued: bool,
-    bytes: [u8; LEVEL_BYTES],
+    bytes: [u8; CACHED_LEVEL_BYTES],
 }
 
 const EMPTY_LEVEL: LevelEntry = LevelEntry {
@@ -32,7 +40,7 @@ const EMPTY_LEVEL: LevelEntry = LevelEntry {
     generation: 0,
     len: 0,
     queued: false,
-    bytes: [0; LEVEL_BYTES],
+    bytes: [0; CACHED_LEVEL_BYTES],
 };
 
 /// A thread's state for one client.
@@ -49,7 +57,7 @@ pub(crate) struct ClientLocal {
 
 /// A thread's cached answers to "is this level wanted?" for one client.
 pub(crate) struct LevelCache {
-    levels: [LevelEntry; LEVELS],
+    levels: [LevelEntry; CACHED_LEVELS],
     /// Where the next new level is cached.
     next_level: usize,
     /// The entry of the level looked up last.
@@ -81,7 +89,7 @@ impl LevelCache {
     #[inline(never)]
     fn look_up(&mut self, shared: &Shared, level: &str, generation: u64) -> bool {
         let bytes = level.as_bytes();
-        if bytes.len() > LEVEL_BYTES {
+        if bytes.len() > CACHED_LEVEL_BYTES {
             return shared.subscriptions.queues(level);
         }
         for (i, entry) in self.levels.iter_mut().enumerate() {
@@ -99,7 +107,7 @@ impl LevelCache {
         }
         let queued = shared.subscriptions.queues(level);
         let i = self.next_level;
-        self.next_level = (i + 1) % LEVELS;
+        self.next_level = (i + 1) % CACHED_LEVELS;
         let entry = &mut self.levels[i];
         entry.generation = generation;
         entry.len = bytes.len() as u8;
@@ -119,7 +127,7 @@ impl Drop for ClientLocal {
 }
 
 struct Local {
-    clients: [Option<ClientLocal>; CLIENTS],
+    clients: [Option<ClientLocal>; CLIENTS_PER_THREAD],
     next_client: usize,
 }
 
@@ -134,7 +142,7 @@ impl Local {
             .iter()
             .position(Option::is_none)
             .unwrap_or(self.next_client);
-        self.next_client = (i + 1) % CLIENTS;
+        self.next_client = (i + 1) % CLIENTS_PER_THREAD;
         // Replacing an entry retires its counters (Drop above).
         self.clients[i] = Some(ClientLocal {
             id,
@@ -142,7 +150,7 @@ impl Local {
             counters: shared.counters.register(),
             stripe: shared.queue.assign(),
             levels: LevelCache {
-                levels: [EMPTY_LEVEL; LEVELS],
+                levels: [EMPTY_LEVEL; CACHED_LEVELS],
                 next_level: 0,
                 last: 0,
             },
@@ -154,7 +162,7 @@ impl Local {
 thread_local! {
     static LOCAL: RefCell<Local> = const {
         RefCell::new(Local {
-            clients: [const { None }; CLIENTS],
+            clients: [const { None }; CLIENTS_PER_THREAD],
             next_client: 0,
         })
     };
@@ -207,8 +215,10 @@ mod tests {
     fn cached_answers_follow_the_subscriptions() {
         let shared = Arc::new(Shared::new(4, Waker::new().unwrap()));
         publish(&shared, &["info|"]);
-        let long = "l".repeat(LEVEL_BYTES + 1);
-        let levels: Vec<String> = (0..LEVELS + 3).map(|i| format!("level{i}")).collect();
+        let long = "l".repeat(CACHED_LEVEL_BYTES + 1);
+        let levels: Vec<String> = (0..CACHED_LEVELS + 3)
+            .map(|i| format!("level{i}"))
+            .collect();
         let answers = |subscribed: &dyn Fn(&str) -> bool| {
             with_client(1, &shared, |local| {
                 for _ in 0..3 {

@@ -19,8 +19,10 @@ use crate::ring::Ring;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
 
-/// The most stripes a client uses.
-pub(crate) const MAX_STRIPES: usize = 4;
+/// The most stripes a client's queue has, whatever the number of cores: each
+/// holds [`Builder::queue_capacity`](crate::Builder::queue_capacity)
+/// measurements.
+pub const MAX_STRIPES: usize = 4;
 
 pub(crate) struct Queue {
     stripes: Box<[OnceLock<Ring<Line>>]>,

@@ -5,8 +5,9 @@
 //! two differences that matter on the recording path:
 //!
 //! - a producer formats its measurement straight into the slot it claimed,
-//!   and the consumer reads it there: no copy of a 128-byte record on the
-//!   way in or out, and no allocation, since the slots are made once;
+//!   and the consumer reads it there: no copy of a record of
+//!   [`SLOT_BYTES`](crate::line::SLOT_BYTES) on the way in or out, and no
+//!   allocation, since the slots are made once;
 //! - the orderings the sleep and close protocols rely on are part of this
 //!   file's contract instead of another crate's internals: a push claims its
 //!   slot with a sequentially consistent read-modify-write of `tail`, and
@@ -252,11 +253,16 @@ mod tests {
     use super::*;
     use std::sync::Arc;
 
-    /// A slot of the client's queue is two cache lines, stamp included.
+    /// A slot of the client's queue is two cache lines, stamp included, as
+    /// `SLOT_BYTES` says.
     #[test]
     #[cfg(target_pointer_width = "64")]
     fn a_line_slot_is_128_bytes() {
         assert_eq!(std::mem::size_of::<Slot<crate::line::Line>>(), 128);
+        assert_eq!(
+            std::mem::size_of::<Slot<crate::line::Line>>(),
+            crate::line::SLOT_BYTES
+        );
     }
 
     #[test]

@@ -1,5 +1,21 @@
 //! What calling threads and the I/O thread share: the queue, the subscription
 //! set, the counters, and the flush and shutdown signals.
+//!
+//! **Waking.** A caller wakes the I/O thread only when it has said it is
+//! going to sleep ([`Shared::after_push`], through the [`Waker`]), so a busy
+//! client makes no system call per measurement.
+//!
+//! **Flush and close.** [`Shared::flush`] takes a ticket and waits, up to
+//! the linger, until the I/O thread has handed to ZeroMQ everything queued
+//! before it (held lines included). Dropping the last handle sets
+//! `shutdown` and waits for the I/O thread, which does the same and then
+//! closes the socket with the rest of the linger (see [`crate::io_thread`]).
+//! The default client is closed the same way by an `atexit` handler
+//! ([`crate::global`]); measurements other threads record after that are
+//! counted `dropped_at_close`, and a flush then returns false. A line pushed
+//! as the I/O thread takes the queue for the last time is taken back by its
+//! caller ([`Shared::after_push`]), so that every measurement is counted
+//! once.
 
 use crate::line::Line;
 use crate::queue::Queue;

@@ -4,7 +4,7 @@
 //! cannot signal through one. Instead the I/O thread polls the read end of a
 //! non-blocking socket pair next to its ZeroMQ socket, and a calling thread
 //! writes one byte to the other end, only when the I/O thread has said it is
-//! going to sleep (see `Shared::wake_if_sleeping`).
+//! going to sleep (see `Shared::after_push`).
 
 #[cfg(unix)]
 mod imp {

@@ -248,7 +248,7 @@ fn measurements_recorded_before_the_subscription_arrives_are_held_and_delivered(
 #[test]
 fn metrics_resume_after_a_broker_restart() {
     let broker = start_broker();
-    let port = common::port_of(&broker);
+    let port = broker.publisher_port();
     let mut worker = Worker::new(&broker, &["info"]);
     let z = client_for(&broker);
     worker.wait_until_subscribed(&z, "info");
@@ -302,7 +302,7 @@ fn wait_until_holding(z: &zibrato::Zibrato, holding: bool, level: &str) {
 #[test]
 fn measurements_recorded_while_the_broker_restarts_are_held_and_delivered() {
     let broker = start_broker();
-    let port = common::port_of(&broker);
+    let port = broker.publisher_port();
     let mut worker = Worker::new(&broker, &["info"]);
     let z = client_for(&broker);
     worker.wait_until_subscribed(&z, "info");
@@ -356,7 +356,7 @@ fn measurements_recorded_while_the_broker_restarts_are_held_and_delivered() {
 #[test]
 fn flush_without_a_broker_returns_within_the_linger() {
     let z = zibrato::Zibrato::builder()
-        .port(common::free_port())
+        .port(zibrato_testkit::free_port_pair())
         .hold(Duration::from_millis(100))
         .linger(Duration::from_millis(500))
         .build()
@@ -379,7 +379,7 @@ fn flush_without_a_broker_returns_within_the_linger() {
 #[test]
 fn a_full_queue_drops_and_counts() {
     let z = zibrato::Zibrato::builder()
-        .port(common::free_port())
+        .port(zibrato_testkit::free_port_pair())
         .queue_capacity(1)
         .hold_capacity(0)
         // Holding for the whole test: nothing is filtered at the caller.

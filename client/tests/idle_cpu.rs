@@ -68,7 +68,7 @@ fn after_a_flush_times_out_the_io_thread_sleeps() {
     // No broker: the line is held for the whole hold time, so the flush
     // cannot finish and stays open after its caller gave up.
     let z = Zibrato::builder()
-        .port(common::free_port())
+        .port(zibrato_testkit::free_port_pair())
         .hold(Duration::from_secs(60))
         .linger(Duration::from_millis(100))
         .build()

@@ -78,7 +78,7 @@ fn a_program_that_bursts_from_several_threads_and_exits_loses_nothing() {
     let (out, took) = run_example(
         "burst_and_exit",
         &[&threads.to_string(), &per_thread.to_string()],
-        common::port_of(&broker),
+        broker.publisher_port(),
     );
     assert!(
         out.status.success(),
@@ -111,7 +111,7 @@ fn a_program_that_bursts_from_several_threads_and_exits_loses_nothing() {
 
 #[test]
 fn a_million_calls_without_a_broker_return_promptly_and_the_program_exits() {
-    let (out, took) = run_example("no_broker", &["1000000"], common::free_port());
+    let (out, took) = run_example("no_broker", &["1000000"], zibrato_testkit::free_port_pair());
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -141,7 +141,7 @@ fn the_default_client_delivers_what_decorated_functions_recorded_before_exit() {
 
     // The attributes example never drops its (static) default client: the
     // exit handler flushes it.
-    let (out, _) = run_example("attributes", &[], common::port_of(&broker));
+    let (out, _) = run_example("attributes", &[], broker.publisher_port());
     assert!(
         out.status.success(),
         "{}",

@@ -23,47 +23,21 @@ pub struct Got {
     pub source: Option<String>,
 }
 
-/// A port whose pair (port, port + 1) a broker could bind just now.
+/// A broker of its own, on any free pair of ports.
 pub fn start_broker() -> BrokerHandle {
-    let start = Instant::now();
-    loop {
-        let port = 20_000 + (rand_u32() % 40_000) as u16;
-        if let Some(handle) = start_broker_on(port) {
-            return handle;
-        }
-        assert!(start.elapsed() < DEADLINE, "no free port pair found");
-    }
+    Broker::bind_any(&BrokerConfig::default())
+        .unwrap_or_else(|e| panic!("no broker: {e}"))
+        .spawn()
 }
 
-/// A broker on `port`, or `None` if it cannot bind (yet).
+/// A broker on `port` (for restarting one where it was), or `None` if it
+/// cannot bind (yet).
 pub fn start_broker_on(port: u16) -> Option<BrokerHandle> {
     let config = BrokerConfig {
         port,
         ..BrokerConfig::default()
     };
     Broker::bind(&config).ok().map(Broker::spawn)
-}
-
-/// The publisher port of a running broker.
-pub fn port_of(broker: &BrokerHandle) -> u16 {
-    let endpoint = broker.publisher_endpoint();
-    endpoint
-        .rsplit(':')
-        .next()
-        .and_then(|p| p.parse().ok())
-        .expect("endpoint ends with a port")
-}
-
-fn rand_u32() -> u32 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos(),
-    );
-    h.finish() as u32
 }
 
 /// A client for `broker`, holding long enough for a loaded machine.
@@ -73,7 +47,7 @@ pub fn client_for(broker: &BrokerHandle) -> Zibrato {
 
 pub fn builder_for(broker: &BrokerHandle) -> zibrato::Builder {
     Zibrato::builder()
-        .port(port_of(broker))
+        .port(broker.publisher_port())
         .hold(Duration::from_secs(20))
         .linger(Duration::from_secs(20))
 }
@@ -170,10 +144,4 @@ impl Worker {
         }
         panic!("no probe arrived within {DEADLINE:?}");
     }
-}
-
-/// A port nothing listens on (bound, then released).
-pub fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().port()
 }
