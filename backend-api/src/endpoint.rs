@@ -63,21 +63,19 @@ pub struct Endpoint {
 }
 
 impl Endpoint {
-    /// Resolves `host` (a name, an IP address, an IPv6 address in brackets,
-    /// or `*` for every IPv4 interface) to one address, preferring IPv4, and
-    /// pairs it with `port`. Surrounding spaces are ignored.
+    /// Resolves `host` (a name, an IP address, or an IPv6 address in
+    /// brackets) to one address, preferring IPv4, and pairs it with `port`.
+    /// Surrounding spaces are ignored.
     pub fn resolve(host: &str, port: u16) -> Result<Endpoint, ResolveError> {
         let fail = |reason: &str| ResolveError {
             host: host.to_owned(),
             reason: reason.to_owned(),
         };
-        let name = match host.trim() {
-            "*" => "0.0.0.0",
-            h => h
-                .strip_prefix('[')
-                .and_then(|h| h.strip_suffix(']'))
-                .unwrap_or(h),
-        };
+        let name = host.trim();
+        let name = name
+            .strip_prefix('[')
+            .and_then(|h| h.strip_suffix(']'))
+            .unwrap_or(name);
         if name.is_empty() {
             return Err(fail("empty host name"));
         }
@@ -148,12 +146,6 @@ mod tests {
     }
 
     #[test]
-    fn a_star_means_every_ipv4_interface() {
-        let e = Endpoint::resolve("*", 5550).unwrap();
-        assert_eq!(e.to_string(), "tcp://0.0.0.0:5550");
-    }
-
-    #[test]
     fn localhost_prefers_ipv4() {
         let e = Endpoint::resolve("localhost", 5550).unwrap();
         assert_eq!(e.ip(), IpAddr::from([127, 0, 0, 1]), "{e}");
@@ -162,7 +154,8 @@ mod tests {
 
     #[test]
     fn a_host_that_does_not_resolve_is_named() {
-        for host in ["no-such-host.invalid", "", "  "] {
+        // `*` is a broker's "every interface", not a host to connect to.
+        for host in ["no-such-host.invalid", "", "  ", "*"] {
             let e = Endpoint::resolve(host, 1).unwrap_err();
             assert_eq!(e.host, host);
             assert!(

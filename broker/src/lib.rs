@@ -187,7 +187,15 @@ impl Sockets {
         if config.hwm < 0 {
             return Err(BrokerError::InvalidHwm(config.hwm));
         }
-        let ip = Endpoint::resolve(&config.host, 0)?;
+        // `*` is ZeroMQ's "every interface"; here, every IPv4 one.
+        let host = match config.host.trim() {
+            "*" => "0.0.0.0",
+            host => host,
+        };
+        let ip = Endpoint::resolve(host, 0).map_err(|e| endpoint::ResolveError {
+            host: config.host.clone(),
+            ..e
+        })?;
         let ctx = zmq::Context::new();
         let frontend = socket(
             &ctx,

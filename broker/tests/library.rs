@@ -182,3 +182,14 @@ fn any_free_pair_still_checks_the_host_and_high_water_mark() {
     .expect_err("bind");
     assert!(matches!(err, BrokerError::InvalidHwm(-1)), "{err:?}");
 }
+
+#[test]
+fn a_star_binds_every_ipv4_interface() {
+    let broker = Broker::bind_any(&config("*", 0)).expect("bind on *");
+    let port = broker.publisher_port();
+    assert_eq!(broker.publisher_endpoint(), format!("tcp://0.0.0.0:{port}"));
+    assert_eq!(
+        broker.worker_endpoint(),
+        format!("tcp://0.0.0.0:{}", port + 1)
+    );
+}
