@@ -2,6 +2,8 @@
 //! everything backends share.
 //!
 //! - [`measurement`]: the [`Measurement`] type.
+//! - [`labels`]: the key–value pairs that, with level, source and name, make
+//!   up a series: their rules, checked without allocating.
 //! - [`codec`]: Zibrato 0.2's wire format, `level|type|name|value|timestamp|source`,
 //!   one line per measurement, several lines of one level per frame.
 //! - [`aggregate`]: counter roll-up, timer summaries and gauge readings per
@@ -53,6 +55,7 @@
 pub mod aggregate;
 pub mod codec;
 pub mod endpoint;
+pub mod labels;
 pub mod measurement;
 pub mod sanitize;
 
