@@ -8,10 +8,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use zibrato_backend_api::endpoint::Endpoint;
 
-/// The `SUB` socket's receive high-water mark: the one the published
-/// baseline figures were measured with. (The worker's own is
-/// [`zibrato_host::worker::DEFAULT_HWM`].)
-const RCVHWM: i32 = 100_000;
+/// The `SUB` socket's receive high-water mark: the worker's own default, so
+/// that the baseline buffers exactly what the pipeline's receiver does.
+const RCVHWM: i32 = zibrato_host::worker::DEFAULT_HWM;
 /// How long a receive waits before the loop looks at the clock again, in ms.
 const RECV_TIMEOUT_MS: i32 = 100;
 

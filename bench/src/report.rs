@@ -75,9 +75,9 @@ pub(crate) fn summarise(runs: &[RunResult]) -> RunResult {
 /// The throughput table: baseline against pipeline, one row per shape.
 pub(crate) fn print_throughput(rows: &[Row]) {
     println!(
-        "| shape | measurements/run | baseline frames/s | pipeline frames/s | pipeline/baseline | pipeline measurements/s | pipeline time | lost (worst run) | worker peak RSS |"
+        "| shape | measurements/run | baseline frames/s | pipeline frames/s | pipeline/baseline | pipeline measurements/s | pipeline time | baseline lost (worst run) | pipeline lost (worst run) | worker peak RSS |"
     );
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for (shape, n, baseline, pipeline) in rows {
         let dash = || "-".to_owned();
         let b = baseline.as_ref();
@@ -90,18 +90,15 @@ pub(crate) fn print_throughput(rows: &[Row]) {
             _ => dash(),
         };
         println!(
-            "| {shape} | {n} | {} | {} | {ratio} | {} | {} | {} | {} |",
+            "| {shape} | {n} | {} | {} | {ratio} | {} | {} | {} | {} | {} |",
             b.map(|b| rate(b.frames_per_second())).unwrap_or_else(dash),
             p.map(|p| rate(p.frames_per_second())).unwrap_or_else(dash),
             p.map(|p| rate(p.measurements_per_second()))
                 .unwrap_or_else(dash),
             p.map(|p| format!("{:.2} s", p.seconds))
                 .unwrap_or_else(dash),
-            match (b, p) {
-                (_, Some(p)) => p.lost.to_string(),
-                (Some(b), None) => format!("{} (baseline)", b.lost),
-                _ => dash(),
-            },
+            b.map(|b| b.lost.to_string()).unwrap_or_else(dash),
+            p.map(|p| p.lost.to_string()).unwrap_or_else(dash),
             p.and_then(|p| p.peak_rss_kib).map(mib).unwrap_or_else(dash),
         );
     }
