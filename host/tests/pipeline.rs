@@ -103,12 +103,12 @@ fn byte_exact_zibrato_0_2_messages_are_aggregated() {
 }
 
 #[test]
-fn a_zibrato_0_2_python_client_works_unchanged() {
+fn frames_from_a_python_copy_of_zibrato_0_2_s_pack_are_aggregated() {
     let broker = Broker::start();
     let worker = stdout_json_worker(&broker, "info", &[]);
     let script = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/zibrato02_client.py"
+        "/tests/fixtures/zibrato02_pack.py"
     );
     let mut client = Command::new("python3")
         .args([script, &broker.port.to_string()])
@@ -116,13 +116,13 @@ fn a_zibrato_0_2_python_client_works_unchanged() {
         .stdout(Stdio::inherit())
         .stderr(Stdio::inherit())
         .spawn()
-        .expect("python3 with pyzmq (pip install pyzmq) runs the 0.2 client");
-    worker.wait_stdout("the 0.2 client's probe", |lines| {
+        .expect("python3 with pyzmq (pip install pyzmq) runs the copy of 0.2's pack");
+    worker.wait_stdout("the Python publisher's probe", |lines| {
         lines.iter().any(|l| l.contains(PROBE_NAME))
     });
-    writeln!(client.stdin.take().expect("stdin"), "go").expect("tell the client to go");
+    writeln!(client.stdin.take().expect("stdin"), "go").expect("tell the publisher to go");
     assert!(client.wait().expect("client exit").success());
-    worker.wait_stdout("the 0.2 client's measurements", |lines| {
+    worker.wait_stdout("the Python publisher's measurements", |lines| {
         all_printed(lines, 15.0)
     });
     let lines = worker.stdout().get();
@@ -184,38 +184,15 @@ fn malformed_messages_are_counted_and_skipped() {
         .any(|l| l.contains("malformed message skipped")));
 }
 
-/// The number of measurements the worker's debug log says were posted.
-fn posted(lines: &[String]) -> u64 {
+/// The sum of one count (`posted`, `malformed`) over the worker's debug log
+/// lines (`stdout: took 3 frames: posted 3 malformed 0 dropped 0`).
+fn taken(lines: &[String], count: &str) -> u64 {
+    let key = format!(" {count} ");
     lines
         .iter()
         .filter(|l| l.contains(" took "))
-        .filter_map(|l| {
-            l.split("posted ")
-                .nth(1)?
-                .split(' ')
-                .next()?
-                .parse::<u64>()
-                .ok()
-        })
+        .filter_map(|l| l.split(&key).nth(1)?.split(' ').next()?.parse::<u64>().ok())
         .sum()
-}
-
-/// The posted count once the last probes have landed: unchanged for 500 ms
-/// after probing stopped (a probe in flight takes milliseconds).
-fn settled_posted(worker: &Process) -> u64 {
-    let mut last = posted(&worker.stderr().get());
-    let mut since = std::time::Instant::now();
-    let deadline = since + zibrato_testkit::DEADLINE;
-    while since.elapsed() < std::time::Duration::from_millis(500) {
-        assert!(std::time::Instant::now() < deadline, "probes kept arriving");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-        let now = posted(&worker.stderr().get());
-        if now != last {
-            last = now;
-            since = std::time::Instant::now();
-        }
-    }
-    last
 }
 
 #[test]
@@ -241,14 +218,22 @@ fn each_stop_signal_delivers_what_was_pending() {
             &[("ZIBRATO_LOG", "debug")],
         );
         let publisher = Publisher::connect(&broker);
-        publisher.probe_until("info", || posted(&worker.stderr().get()) > 0);
-        let before = settled_posted(&worker);
+        publisher.probe_until("info", || taken(&worker.stderr().get(), "posted") > 0);
         for _ in 0..1000 {
             publisher.send("info|Counter|pending|1|1764057600|web1");
         }
+        // Frames from one publisher are taken in order: once this malformed
+        // one is counted, the 1000 before it have been taken (however many
+        // probes were still in flight).
+        publisher.send("info|Counter|end.marker|not-a-number|1764057600|web1");
         worker.wait_stderr("the worker to take the 1000 measurements", |lines| {
-            posted(lines) >= before + 1000
+            taken(lines, "malformed") >= 1
         });
+        assert!(
+            taken(&worker.stderr().get(), "posted") >= 1000,
+            "{}",
+            worker.transcript()
+        );
         assert!(
             json_lines(&worker).is_empty(),
             "nothing is flushed before the {name}"
@@ -632,8 +617,8 @@ fn a_config_file_sets_the_worker_and_its_backends_and_flags_win() {
         "a bad key from --set is named: {stderr}"
     );
     assert!(stderr.contains("formt"), "{stderr}");
-    let worker = Worker::start_on(
-        broker.worker_port(),
+    // No --port: the file's port is the broker's.
+    let worker = Worker::start_with_args(
         &[
             "--config",
             config.to_str().unwrap(),
@@ -652,4 +637,100 @@ fn a_config_file_sets_the_worker_and_its_backends_and_flags_win() {
         counter_total(lines, "from.info") == 1.0
     });
     assert_eq!(counter_total(&worker.stdout().get(), "from.debug"), 0.0);
+}
+
+#[test]
+fn a_backend_that_stops_taking_data_fills_its_queue_budget_while_another_receives_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("measurements.jsonl");
+    let config = dir.path().join("worker.toml");
+    let broker = Broker::start();
+    // A 1 MiB budget from the file: far below the default, so the stdout
+    // backend's queue filling up within the frames sent below shows that
+    // the file's `queue_mib` is the one in force.
+    std::fs::write(
+        &config,
+        format!(
+            "[worker]\nplugins = [\"stdout\", \"jsonl\"]\nlevels = [\"info\"]\nflush = 0.2\n\
+             port = {}\nqueue_mib = 1\n\n[backends.stdout]\nformat = \"json\"\n\n\
+             [backends.jsonl]\npath = {:?}\n",
+            broker.worker_port(),
+            path
+        ),
+    )
+    .unwrap();
+    // Nobody reads the worker's standard output: once the pipe is full, the
+    // stdout backend blocks in its flush and stops taking frames.
+    let worker = Process::spawn_with_stdout_unread(Worker::command(
+        &["--config", config.to_str().unwrap()],
+        &[],
+    ));
+    let in_file = |what: &str| {
+        std::fs::read_to_string(&path)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains(what))
+            .count()
+    };
+    let publisher = Publisher::connect(&broker);
+    publisher.probe_until("info", || in_file(PROBE_NAME) > 0);
+
+    let full = |lines: &[String]| lines.iter().any(|l| l.contains("stdout: queue full"));
+    let batch = 5_000;
+    // The frames the default budget would hold: the stdout queue must fill
+    // well before them.
+    let default_budget_frames = (zibrato_host::worker::DEFAULT_QUEUE_MIB << 20) / 40;
+    let mut sent = 0;
+    while !full(&worker.stderr().get()) {
+        assert!(
+            sent < default_budget_frames / 4,
+            "{sent} frames and the stdout queue never filled\n{}",
+            worker.transcript()
+        );
+        // Distinct series, so that each of stdout's flushes is far more
+        // than a pipe holds.
+        for i in sent..sent + batch {
+            publisher.send(format!("info|Counter|slow.n{i}|1|1764057600|web1"));
+        }
+        sent += batch;
+        // One batch at a time: the other backend's own queue never fills.
+        let until = std::time::Instant::now() + zibrato_testkit::DEADLINE;
+        while in_file("\"slow.n") < sent {
+            assert!(
+                std::time::Instant::now() < until,
+                "jsonl has {} of {sent}\n{}",
+                in_file("\"slow.n"),
+                worker.transcript()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+    assert_eq!(in_file("\"slow.n"), sent, "jsonl got everything");
+    let stderr = worker.stderr().get();
+    assert!(
+        !stderr.iter().any(|l| l.contains("jsonl: queue full")),
+        "{}",
+        worker.transcript()
+    );
+}
+
+#[test]
+fn a_worker_receives_from_a_broker_on_ipv6() {
+    let test = "a_worker_receives_from_a_broker_on_ipv6";
+    if !zibrato_testkit::ipv6_loopback_available(test) {
+        return;
+    }
+    let broker = Broker::start_on_host(std::net::Ipv6Addr::LOCALHOST.into());
+    let worker = stdout_json_worker(&broker, "info", &["--host", "::1"]);
+    worker.wait_stderr("the worker to start", |lines| {
+        lines
+            .iter()
+            .any(|l| l.contains(&format!("from tcp://[::1]:{}", broker.worker_port())))
+    });
+    let publisher = Publisher::connect(&broker);
+    publisher.probe_until_seen(&worker, "info");
+    publisher.send("info|Counter|over.ipv6|3|1764057600|web1");
+    worker.wait_stdout("the measurement", |lines| {
+        counter_total(lines, "over.ipv6") == 3.0
+    });
 }

@@ -17,9 +17,9 @@
 //! ```
 
 use std::io::{BufRead, BufReader, Read};
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 use zibrato_backend_api::endpoint::{self, Endpoint};
@@ -64,37 +64,57 @@ pub fn free_port_pair() -> u16 {
     broker.publisher_port()
 }
 
-/// Lines a child process printed, shared with the threads reading them.
+/// Lines a child process printed, shared with the thread reading them.
 #[derive(Clone, Default)]
 pub struct Lines {
-    inner: Arc<(Mutex<Vec<String>>, Condvar)>,
+    inner: Arc<(Mutex<Stream>, Condvar)>,
+}
+
+/// What the reading thread has seen of one stream.
+#[derive(Default)]
+struct Stream {
+    lines: Vec<String>,
+    /// The stream reached its end (the process closed it, or exited).
+    ended: bool,
 }
 
 impl Lines {
     fn read_from(&self, stream: impl Read + Send + 'static) {
         let lines = self.clone();
         std::thread::spawn(move || {
+            let (store, changed) = &*lines.inner;
             for line in BufReader::new(stream).lines() {
                 let Ok(line) = line else { break };
-                let (store, changed) = &*lines.inner;
-                store.lock().unwrap().push(line);
+                store.lock().unwrap().lines.push(line);
                 changed.notify_all();
             }
+            store.lock().unwrap().ended = true;
+            changed.notify_all();
         });
     }
 
     /// Every line so far.
     pub fn get(&self) -> Vec<String> {
-        self.inner.0.lock().unwrap().clone()
+        self.inner.0.lock().unwrap().lines.clone()
     }
 
     /// Waits until `done` holds for the lines so far; false after `deadline`.
     pub fn wait_for(&self, deadline: Duration, done: impl Fn(&[String]) -> bool) -> bool {
+        self.wait_until(deadline, |stream| done(&stream.lines))
+    }
+
+    /// Waits until the stream has ended, every line of it read; false after
+    /// `deadline`.
+    pub fn wait_for_end(&self, deadline: Duration) -> bool {
+        self.wait_until(deadline, |stream| stream.ended)
+    }
+
+    fn wait_until(&self, deadline: Duration, done: impl Fn(&Stream) -> bool) -> bool {
         let (store, changed) = &*self.inner;
         let end = Instant::now() + deadline;
-        let mut lines = store.lock().unwrap();
+        let mut stream = store.lock().unwrap();
         loop {
-            if done(&lines) {
+            if done(&stream) {
                 return true;
             }
             let now = Instant::now();
@@ -102,7 +122,7 @@ impl Lines {
                 return false;
             }
             let step = (end - now).min(Duration::from_millis(100));
-            lines = changed.wait_timeout(lines, step).unwrap().0;
+            stream = changed.wait_timeout(stream, step).unwrap().0;
         }
     }
 }
@@ -112,11 +132,25 @@ pub struct Process {
     child: Child,
     stdout: Lines,
     stderr: Lines,
+    /// Standard output when nobody reads it: held open, so that the child's
+    /// writes block once the pipe is full.
+    unread_stdout: Option<ChildStdout>,
 }
 
 impl Process {
     /// Starts `command` with its output collected.
-    pub fn spawn(mut command: Command) -> Process {
+    pub fn spawn(command: Command) -> Process {
+        Process::spawn_reading(command, true)
+    }
+
+    /// Starts `command` with its standard error collected and its standard
+    /// output a pipe that nobody reads: a stand-in for a destination that
+    /// stops taking data (the child blocks once the pipe buffer is full).
+    pub fn spawn_with_stdout_unread(command: Command) -> Process {
+        Process::spawn_reading(command, false)
+    }
+
+    fn spawn_reading(mut command: Command, read_stdout: bool) -> Process {
         command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -126,12 +160,19 @@ impl Process {
             .unwrap_or_else(|e| panic!("cannot start {command:?}: {e}"));
         let stdout = Lines::default();
         let stderr = Lines::default();
-        stdout.read_from(child.stdout.take().expect("piped stdout"));
+        let piped = child.stdout.take().expect("piped stdout");
+        let unread = if read_stdout {
+            stdout.read_from(piped);
+            None
+        } else {
+            Some(piped)
+        };
         stderr.read_from(child.stderr.take().expect("piped stderr"));
         Process {
             child,
             stdout,
             stderr,
+            unread_stdout: unread,
         }
     }
 
@@ -182,8 +223,18 @@ impl Process {
         let end = Instant::now() + DEADLINE;
         loop {
             if let Some(status) = self.child.try_wait().expect("try_wait") {
-                // Let the reader threads take the last lines.
-                self.stdout.wait_for(Duration::from_millis(200), |_| false);
+                // The reader threads take the last lines before they see the
+                // end of each stream.
+                let mut read = vec![(&self.stderr, "stderr")];
+                if self.unread_stdout.is_none() {
+                    read.push((&self.stdout, "stdout"));
+                }
+                for (lines, what) in read {
+                    assert!(
+                        lines.wait_for_end(DEADLINE),
+                        "the {what} of an exited process never ended (a child of its own holds it?)"
+                    );
+                }
                 return status;
             }
             if Instant::now() >= end {
@@ -206,27 +257,49 @@ impl Drop for Process {
     }
 }
 
+/// Whether this machine has the IPv6 loopback address. Where it has not, a
+/// test of IPv6 says on standard error that it was skipped, and returns.
+pub fn ipv6_loopback_available(test: &str) -> bool {
+    let available = std::net::TcpListener::bind((Ipv6Addr::LOCALHOST, 0)).is_ok();
+    if !available {
+        eprintln!("SKIPPED {test}: this machine has no IPv6 loopback address (::1)");
+    }
+    available
+}
+
 /// A running `zibrato-broker`.
 pub struct Broker {
     /// The process.
     pub process: Process,
     /// Its publisher port (workers use `port + 1`).
     pub port: u16,
+    /// The address it is bound to.
+    host: IpAddr,
 }
 
 impl Broker {
     /// Starts a broker on any free pair of ports (`--port any`) and waits
     /// until it is bound.
     pub fn start() -> Broker {
+        Broker::start_on_host(Ipv4Addr::LOCALHOST.into())
+    }
+
+    /// Starts a broker bound to `host` (`::1`, say) on any free pair of
+    /// ports and waits until it is bound.
+    pub fn start_on_host(host: IpAddr) -> Broker {
         let mut command = Command::new(bin("zibrato-broker"));
-        command.args(["--port", "any"]);
+        command.args(["--host", &host.to_string(), "--port", "any"]);
         let process = Process::spawn(command);
         process.wait_stderr("the broker to bind", |lines| {
             lines.iter().any(|l| bound_port(l).is_some())
         });
         let port = process.stderr().get().iter().find_map(|l| bound_port(l));
         let port = port.unwrap_or_else(|| panic!("no port in\n{}", process.transcript()));
-        Broker { process, port }
+        Broker {
+            process,
+            port,
+            host,
+        }
     }
 
     /// Starts a broker on `port` and `port + 1` and waits until it is bound,
@@ -262,12 +335,16 @@ impl Broker {
             .get()
             .iter()
             .any(|l| bound_port(l) == Some(port));
-        bound.then_some(Broker { process, port })
+        bound.then_some(Broker {
+            process,
+            port,
+            host: Ipv4Addr::LOCALHOST.into(),
+        })
     }
 
     /// Where publishers connect.
     pub fn publisher_endpoint(&self) -> String {
-        Endpoint::new(Ipv4Addr::LOCALHOST.into(), self.port).to_string()
+        Endpoint::new(self.host, self.port).to_string()
     }
 
     /// The worker port.
@@ -298,22 +375,37 @@ impl Worker {
 
     /// Starts a worker connecting to `port` with `args` and extra environment.
     pub fn start_on(port: u16, args: &[&str], env: &[(&str, &str)]) -> Worker {
+        let port = port.to_string();
+        let mut all = args.to_vec();
+        all.extend(["--port", &port]);
+        Worker::start_with_args(&all, env)
+    }
+
+    /// Starts a worker with exactly `args` and extra environment: no
+    /// `--port` is added, so the port is the one a `--config` file gives
+    /// (or the default).
+    pub fn start_with_args(args: &[&str], env: &[(&str, &str)]) -> Worker {
+        Worker {
+            process: Process::spawn(Worker::command(args, env)),
+        }
+    }
+
+    /// The command that runs `zibrato-worker` with exactly `args`, extra
+    /// environment, and no `$ZIBRATO_PLUGIN_DIR` from the test's own
+    /// environment: for starting one in a way the other constructors do not
+    /// (with [`Process::spawn_with_stdout_unread`], say).
+    pub fn command(args: &[&str], env: &[(&str, &str)]) -> Command {
         let mut command = Command::new(bin("zibrato-worker"));
-        command.args(args).args(["--port", &port.to_string()]);
-        command.env_remove("ZIBRATO_PLUGIN_DIR");
+        command.args(args).env_remove("ZIBRATO_PLUGIN_DIR");
         for (key, value) in env {
             command.env(key, value);
         }
-        Worker {
-            process: Process::spawn(command),
-        }
+        command
     }
 
     /// Runs `zibrato-worker` with `args` to completion (for error cases).
     pub fn run(args: &[&str]) -> (ExitStatus, String, String) {
-        let output = Command::new(bin("zibrato-worker"))
-            .args(args)
-            .env_remove("ZIBRATO_PLUGIN_DIR")
+        let output = Worker::command(args, &[])
             .stdin(Stdio::null())
             .output()
             .expect("run zibrato-worker");
@@ -338,8 +430,8 @@ impl std::ops::DerefMut for Worker {
     }
 }
 
-/// A ZeroMQ PUB socket connected to a broker's publisher port, as Zibrato
-/// 0.2's Python client had.
+/// A ZeroMQ PUB socket connected to a broker's publisher port, set up as
+/// Zibrato 0.2's Python client set up its own.
 pub struct Publisher {
     socket: zmq::Socket,
     _context: zmq::Context,
@@ -357,6 +449,8 @@ impl Publisher {
         let socket = context.socket(zmq::PUB).expect("PUB socket");
         socket.set_sndhwm(0).expect("no send limit");
         socket.set_linger(5000).expect("linger");
+        // Off by default in ZeroMQ: without it, an `[::1]` endpoint is refused.
+        socket.set_ipv6(true).expect("IPv6");
         socket.connect(endpoint).expect("connect");
         Publisher {
             socket,
