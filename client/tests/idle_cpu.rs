@@ -81,10 +81,16 @@ fn after_a_flush_times_out_the_io_thread_sleeps() {
         "the I/O thread used {:.0}% of a core waiting on a timed-out flush",
         share * 100.0
     );
-    // Closing (with a held line and a short linger) is still prompt.
+    // Closing with a held line waits out the short linger, not the hold: a
+    // close that waited for the hold (a minute) would overrun the generous
+    // deadline.
     let start = Instant::now();
     drop(z);
-    assert!(start.elapsed() < Duration::from_secs(10));
+    assert!(
+        start.elapsed() < DEADLINE,
+        "closing took {:?}",
+        start.elapsed()
+    );
 }
 
 /// A stand-in for a broker that takes every subscription and never reads:
