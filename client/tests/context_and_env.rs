@@ -9,10 +9,11 @@
 mod common;
 
 use common::{start_broker, Worker, DEADLINE};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, ExitStatus};
 use std::time::{Duration, Instant};
 use zibrato::Zibrato;
 use zibrato_broker::{Broker, BrokerConfig, BrokerHandle};
+use zibrato_testkit::Process;
 
 /// Set in a child process to what it should do; unset in the parent.
 const CHILD_MODE: &str = "ZIBRATO_TEST_CHILD_MODE";
@@ -39,42 +40,21 @@ fn broker_on(host: &str) -> BrokerHandle {
 }
 
 /// Runs test `name` of this binary again, alone, as a child with `mode`
-/// and `env`; returns its output once it exits (killed after [`DEADLINE`]).
-fn run_child(name: &str, mode: &str, env: &[(&str, &str)]) -> Output {
+/// and `env`; returns it once it has exited (failing after the test kit's
+/// deadline), with its status and output.
+fn run_child(name: &str, mode: &str, env: &[(&str, &str)]) -> (ExitStatus, Process) {
     let mut command = Command::new(std::env::current_exe().unwrap());
     command
         .args(["--exact", name, "--nocapture", "--test-threads", "1"])
         .env(CHILD_MODE, mode)
         .env_remove("ZIBRATO_HOST")
-        .env_remove("ZIBRATO_PORT")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+        .env_remove("ZIBRATO_PORT");
     for (key, value) in env {
         command.env(key, value);
     }
-    let mut child = command.spawn().unwrap();
-    let until = Instant::now() + DEADLINE;
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() >= until {
-            let _ = child.kill();
-            let out = child.wait_with_output().unwrap();
-            panic!(
-                "the {mode} child still ran after {DEADLINE:?}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    child.wait_with_output().unwrap()
-}
-
-fn transcript(out: &Output) -> String {
-    format!(
-        "--- stdout\n{}\n--- stderr\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
+    let mut child = Process::spawn(command);
+    let status = child.wait_exit();
+    (status, child)
 }
 
 #[test]
@@ -186,19 +166,19 @@ fn the_default_client_connects_to_zibrato_host() {
     drop(probe);
 
     let port = broker.publisher_port().to_string();
-    let out = run_child(
+    let (status, child) = run_child(
         NAME,
         "host",
         &[("ZIBRATO_HOST", "127.0.0.2"), ("ZIBRATO_PORT", &port)],
     );
-    assert!(out.status.success(), "{}", transcript(&out));
+    assert!(status.success(), "{}", child.transcript());
     let mut names: Vec<String> = worker
         .receive(2, DEADLINE)
         .into_iter()
         .map(|g| g.name)
         .collect();
     names.sort();
-    assert_eq!(names, ["env.calls", "env.timed"], "{}", transcript(&out));
+    assert_eq!(names, ["env.calls", "env.timed"], "{}", child.transcript());
 }
 
 /// Prints every log record to standard error, where the parent counts them.
@@ -232,17 +212,18 @@ fn a_bad_zibrato_port_leaves_no_default_client_logged_once_and_decorated_calls_r
         return;
     }
     for port in ["not-a-port", "0", "70000"] {
-        let out = run_child(NAME, "bad-port", &[("ZIBRATO_PORT", port)]);
-        assert!(out.status.success(), "{port}: {}", transcript(&out));
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            stdout.contains("CHILD DONE"),
-            "{port}: {}",
-            transcript(&out)
-        );
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        let logged: Vec<&str> = stderr.lines().filter(|l| l.starts_with("LOG ")).collect();
-        assert_eq!(logged.len(), 1, "{port}: {}", transcript(&out));
+        let (status, child) = run_child(NAME, "bad-port", &[("ZIBRATO_PORT", port)]);
+        let transcript = child.transcript();
+        assert!(status.success(), "{port}: {transcript}");
+        let done = child
+            .stdout()
+            .get()
+            .iter()
+            .any(|l| l.contains("CHILD DONE"));
+        assert!(done, "{port}: {transcript}");
+        let stderr = child.stderr().get();
+        let logged: Vec<&String> = stderr.iter().filter(|l| l.starts_with("LOG ")).collect();
+        assert_eq!(logged.len(), 1, "{port}: {transcript}");
         let expected = format!("LOG ERROR zibrato: no default client: invalid port {port:?}: ");
         assert!(logged[0].starts_with(&expected), "{}", logged[0]);
     }

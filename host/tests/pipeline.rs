@@ -5,7 +5,7 @@
 use serde_json::Value;
 use std::io::Write;
 use std::process::{Command, Stdio};
-use zibrato_testkit::{Broker, Process, Publisher, Worker, PROBE_NAME};
+use zibrato_testkit::{taken, Broker, Process, Publisher, Worker, PROBE_NAME};
 
 /// The JSON lines the stdout backend printed, probes left out.
 fn json_lines(worker: &Process) -> Vec<Value> {
@@ -182,17 +182,6 @@ fn malformed_messages_are_counted_and_skipped() {
         .get()
         .iter()
         .any(|l| l.contains("malformed message skipped")));
-}
-
-/// The sum of one count (`posted`, `malformed`) over the worker's debug log
-/// lines (`stdout: took 3 frames: posted 3 malformed 0 dropped 0`).
-fn taken(lines: &[String], count: &str) -> u64 {
-    let key = format!(" {count} ");
-    lines
-        .iter()
-        .filter(|l| l.contains(" took "))
-        .filter_map(|l| l.split(&key).nth(1)?.split(' ').next()?.parse::<u64>().ok())
-        .sum()
 }
 
 #[test]

@@ -7,7 +7,7 @@ use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use zibrato_testkit::{Broker, Publisher, Worker, DEADLINE};
+use zibrato_testkit::{taken, Broker, Publisher, Worker, DEADLINE};
 
 /// The worker's own grace for a last flush (`SHUTDOWN_GRACE` in its
 /// `main.rs`): a worker that waited it out did not obey the second signal.
@@ -44,21 +44,6 @@ fn answer_once_then_hang() -> (u16, Arc<AtomicUsize>) {
     (port, held)
 }
 
-/// The number of measurements the worker's debug log says were posted.
-fn posted(lines: &[String]) -> u64 {
-    lines
-        .iter()
-        .filter_map(|l| {
-            l.split(": posted ")
-                .nth(1)?
-                .split(' ')
-                .next()?
-                .parse::<u64>()
-                .ok()
-        })
-        .sum()
-}
-
 #[test]
 fn a_second_signal_ends_the_worker_at_once_while_a_backend_hangs_in_its_last_flush() {
     let (api_port, held) = answer_once_then_hang();
@@ -87,7 +72,7 @@ fn a_second_signal_ends_the_worker_at_once_while_a_backend_hangs_in_its_last_flu
         &[("ZIBRATO_LOG", "debug")],
     );
     let publisher = Publisher::connect(&broker);
-    publisher.probe_until("info", || posted(&worker.stderr().get()) > 0);
+    publisher.probe_until("info", || taken(&worker.stderr().get(), "posted") > 0);
 
     worker.signal(libc::SIGTERM);
     worker.wait_stderr("the last flush", |lines| {

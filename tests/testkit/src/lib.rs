@@ -430,6 +430,18 @@ impl std::ops::DerefMut for Worker {
     }
 }
 
+/// The sum of one of the counts (`posted`, `malformed`, `dropped`) over the
+/// lines a worker logs at debug level as each backend takes frames
+/// (`stdout: took 3 frames: posted 3 malformed 0 dropped 0`).
+pub fn taken(lines: &[String], count: &str) -> u64 {
+    let key = format!(" {count} ");
+    lines
+        .iter()
+        .filter(|l| l.contains(" took ") && l.contains(" frames: "))
+        .filter_map(|l| l.split(&key).nth(1)?.split(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
 /// A ZeroMQ PUB socket connected to a broker's publisher port, set up as
 /// Zibrato 0.2's Python client set up its own.
 pub struct Publisher {
