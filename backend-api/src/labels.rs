@@ -388,7 +388,13 @@ mod tests {
 
     #[test]
     fn keys_follow_the_rules() {
-        for good in ["a", "_x", "http.method", "a-b_c.9", &"k".repeat(MAX_KEY_BYTES)] {
+        for good in [
+            "a",
+            "_x",
+            "http.method",
+            "a-b_c.9",
+            &"k".repeat(MAX_KEY_BYTES),
+        ] {
             assert_eq!(check_key(good), Ok(()), "{good}");
         }
         assert_eq!(check_key(""), Err(LabelError::EmptyKey));
@@ -407,7 +413,13 @@ mod tests {
 
     #[test]
     fn values_follow_the_rules() {
-        for good in ["", "/api/users", "a=b", "é ü 東京", &"v".repeat(MAX_VALUE_BYTES)] {
+        for good in [
+            "",
+            "/api/users",
+            "a=b",
+            "é ü 東京",
+            &"v".repeat(MAX_VALUE_BYTES),
+        ] {
             assert_eq!(check_value(good), Ok(()), "{good}");
         }
         assert_eq!(

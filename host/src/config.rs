@@ -183,6 +183,10 @@ pub fn resolve(flags: &Flags, file: &ConfigFile) -> Result<Settings, ConfigError
             format!("must be between 1 and {MAX_QUEUE_MIB}"),
         ));
     }
+    let hwm = section.hwm.unwrap_or(DEFAULT_HWM);
+    if hwm < 0 {
+        return Err(setting("worker.hwm", "must be 0 (no limit) or more"));
+    }
     for (i, name) in plugins.iter().enumerate() {
         if plugins[..i].contains(name) {
             return Err(ConfigError::PluginTwice(name.clone()));
@@ -201,7 +205,7 @@ pub fn resolve(flags: &Flags, file: &ConfigFile) -> Result<Settings, ConfigError
             levels,
             flush,
             queue_bytes: queue_mib << 20,
-            hwm: section.hwm.unwrap_or(DEFAULT_HWM),
+            hwm,
         },
     })
 }
@@ -657,6 +661,16 @@ mod resolve_tests {
         }
         let settings = resolve(&minimal(), &file("[worker]\nqueue_mib = 1048576\n")).unwrap();
         assert_eq!(settings.worker.queue_bytes, 1 << 40);
+    }
+
+    #[test]
+    fn a_negative_high_water_mark_is_an_error() {
+        assert_eq!(
+            error(&minimal(), "[worker]\nhwm = -1\n"),
+            "bad setting worker.hwm: must be 0 (no limit) or more"
+        );
+        let settings = resolve(&minimal(), &file("[worker]\nhwm = 0\n")).unwrap();
+        assert_eq!(settings.worker.hwm, 0);
     }
 
     #[test]

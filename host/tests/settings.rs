@@ -86,6 +86,10 @@ fn the_config_files_worker_settings_out_of_bounds_are_named() {
         ),
         ("queue_mib = -1", "queue_mib"),
         ("hwm = 2147483648", "hwm"),
+        (
+            "hwm = -1",
+            "bad setting worker.hwm: must be 0 (no limit) or more",
+        ),
         ("host = \"no-such-host.invalid\"", "no-such-host.invalid"),
         ("hots = \"127.0.0.1\"", "hots"),
     ] {

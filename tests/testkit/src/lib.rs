@@ -262,7 +262,10 @@ impl Drop for Process {
 pub fn ipv6_loopback_available(test: &str) -> bool {
     let available = std::net::TcpListener::bind((Ipv6Addr::LOCALHOST, 0)).is_ok();
     if !available {
-        eprintln!("SKIPPED {test}: this machine has no IPv6 loopback address (::1)");
+        // Straight to the process's stderr, past the test harness's capture
+        // of `eprintln!`, so that the skip shows in every run's output.
+        let line = format!("SKIPPED {test}: this machine has no IPv6 loopback address (::1)\n");
+        let _ = std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());
     }
     available
 }
