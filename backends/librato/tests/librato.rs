@@ -91,6 +91,16 @@ fn count_of(lines: &[String], key: &str) -> u64 {
     counts_in(lines).get(key).copied().unwrap_or(0)
 }
 
+/// Waits until one line the worker logged holds every one of `parts`.
+fn wait_logged(worker: &Process, what: &str, parts: &[&str]) {
+    assert!(!parts.is_empty());
+    worker.wait_stderr(what, |lines| {
+        lines
+            .iter()
+            .any(|l| parts.iter().all(|part| l.contains(part)))
+    });
+}
+
 /// What the double keeps for `name` (one per source and second), probes
 /// never included.
 fn named(state: &State, name: &str) -> Vec<Measure> {
@@ -117,6 +127,32 @@ fn everything_printed(processes: &[&Process]) -> String {
         .map(|p| p.transcript())
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+/// Injects `faults` into the posts carrying the counter `name` (value 1,
+/// source web1), sends it, and waits until the API took it. Returns the
+/// answers to the posts that carried it, in order, and the gaps between
+/// them.
+fn attempts_until_accepted(
+    p: &Pipeline,
+    double: &Double,
+    name: &str,
+    faults: Vec<Fault>,
+) -> (Vec<Option<u16>>, Vec<Duration>) {
+    for fault in faults {
+        double.push_fault_on(name, fault);
+    }
+    p.publisher
+        .send(format!("info|Counter|{name}|1|{}|web1", now()));
+    double.wait("the counter answered", |s| {
+        s.posts().any(|r| r.mentions(name) && r.status == Some(200))
+    });
+    let state = double.state();
+    let attempts: Vec<_> = state.posts().filter(|r| r.mentions(name)).collect();
+    assert_eq!(state.total(name), 1.0, "{}", double::summary(&state));
+    let statuses = attempts.iter().map(|r| r.status).collect();
+    let gaps = attempts.windows(2).map(|w| w[1].at - w[0].at).collect();
+    (statuses, gaps)
 }
 
 #[test]
@@ -314,49 +350,42 @@ fn a_flush_of_700_series_is_three_requests_and_all_arrive() {
 fn server_errors_are_retried_with_backoff_until_delivered_once() {
     let double = Double::start(USER, TOKEN);
     let p = start(&double, &[]);
-    double.push_fault_on("retried", Fault::Status(503));
-    double.push_fault_on("retried", Fault::Status(500));
-    p.publisher
-        .send(format!("info|Counter|retried|4|{}|web1", now()));
-    double.wait("the counter answered", |s| {
-        s.posts()
-            .any(|r| r.mentions("retried") && r.status == Some(200))
-    });
-    let state = double.state();
-    let attempts: Vec<_> = state.posts().filter(|r| r.mentions("retried")).collect();
-    let statuses: Vec<Option<u16>> = attempts.iter().map(|r| r.status).collect();
+    let faults = vec![Fault::Status(503), Fault::Status(500)];
+    let (statuses, gaps) = attempts_until_accepted(&p, &double, "retried", faults);
     assert_eq!(statuses, vec![Some(503), Some(500), Some(200)]);
     // Equal jitter: at least half the first delay (1 s), then of the second.
-    let gaps: Vec<Duration> = attempts.windows(2).map(|w| w[1].at - w[0].at).collect();
     assert!(gaps[0] >= Duration::from_millis(450), "{gaps:?}");
     assert!(gaps[1] >= Duration::from_millis(950), "{gaps:?}");
     // And not much more than the full delays (1 s, 2 s): generous bounds.
     assert!(gaps[0] < Duration::from_secs(10), "{gaps:?}");
     assert!(gaps[1] < Duration::from_secs(15), "{gaps:?}");
-    assert_eq!(state.total("retried"), 4.0);
-    drop(state);
-    p.worker.wait_stderr("the retry in the log", |lines| {
-        lines
-            .iter()
-            .any(|l| l.contains("librato:") && l.contains("503 Service Unavailable"))
-    });
+    wait_logged(
+        &p.worker,
+        "the retry in the log",
+        &["librato:", "503 Service Unavailable"],
+    );
 }
 
 #[test]
-fn too_many_requests_waits_as_long_as_retry_after_says() {
+fn a_429_or_503_waits_as_long_as_retry_after_says() {
     let double = Double::start(USER, TOKEN);
     let p = start(&double, &[]);
-    double.push_fault_on("limited", Fault::TooMany(Some("3".into())));
-    p.publisher
-        .send(format!("info|Counter|limited|1|{}|not_specified", now()));
-    double.wait("the counter", |s| s.named("limited").count() >= 1);
-    let state = double.state();
-    let attempts: Vec<_> = state.posts().filter(|r| r.mentions("limited")).collect();
-    assert_eq!(attempts.len(), 2, "{}", double::summary(&state));
-    assert_eq!(attempts[0].status, Some(429));
-    let gap = attempts[1].at - attempts[0].at;
-    assert!(gap >= Duration::from_millis(2900), "waited only {gap:?}");
-    assert!(gap < Duration::from_secs(15), "waited {gap:?} for 3 s");
+    for (name, fault, status) in [
+        ("limited", Fault::TooMany(Some("3".into())), 429),
+        ("unavailable", Fault::RetryAfter(503, "3".into()), 503),
+    ] {
+        let (statuses, gaps) = attempts_until_accepted(&p, &double, name, vec![fault]);
+        assert_eq!(statuses, vec![Some(status), Some(200)]);
+        // The first backoff alone is at most 1 s.
+        assert!(
+            gaps[0] >= Duration::from_millis(2900),
+            "{status}: waited only {gaps:?}"
+        );
+        assert!(
+            gaps[0] < Duration::from_secs(15),
+            "{status}: waited {gaps:?} for 3 s"
+        );
+    }
 }
 
 #[test]
@@ -417,13 +446,11 @@ fn a_refused_batch_is_logged_dropped_counted_and_the_next_flush_goes_on() {
     );
     p.publisher
         .send(format!("info|Counter|refused.one|1|{}|web1", now()));
-    p.worker.wait_stderr("the refusal in the log", |lines| {
-        lines.iter().any(|l| {
-            l.contains("librato:")
-                && l.contains("400 Bad Request")
-                && l.contains("params name: is invalid")
-        })
-    });
+    wait_logged(
+        &p.worker,
+        "the refusal in the log",
+        &["librato:", "400 Bad Request", "params name: is invalid"],
+    );
     p.worker
         .wait_stderr("the drop counted", |lines| count_of(lines, "dropped") >= 1);
     p.publisher
@@ -445,11 +472,11 @@ fn data_older_than_max_age_is_dropped_and_counted_while_the_api_fails() {
     double.always(Some(Fault::Status(503)));
     p.publisher
         .send(format!("info|Counter|stale|1|{}|web1", now()));
-    p.worker.wait_stderr("the drop in the log", |lines| {
-        lines
-            .iter()
-            .any(|l| l.contains("librato:") && l.contains("older than max_age"))
-    });
+    wait_logged(
+        &p.worker,
+        "the drop in the log",
+        &["librato:", "older than max_age"],
+    );
     p.worker
         .wait_stderr("the drop counted", |lines| count_of(lines, "dropped") >= 1);
     double.always(None);
@@ -474,14 +501,11 @@ fn data_older_than_max_age_is_dropped_and_counted_while_the_api_fails() {
     double.wait("the counter after", |s| {
         s.named("after.ancient").count() >= 1
     });
-    p.worker
-        .wait_stderr("the gauge dropped before sending", |lines| {
-            lines.iter().any(|l| {
-                l.contains("librato:")
-                    && l.contains("older than max_age")
-                    && l.contains("before sending")
-            })
-        });
+    wait_logged(
+        &p.worker,
+        "the gauge dropped before sending",
+        &["librato:", "older than max_age", "before sending"],
+    );
     let state = double.state();
     assert!(!state.posts().any(|r| r.mentions("\"ancient\"")));
     assert_eq!(state.named("ancient").count(), 0);
@@ -971,20 +995,22 @@ fn an_unreachable_api_at_start_is_a_warning_and_what_waits_is_delivered_once_it_
     };
     let p = start_at(&format!("http://127.0.0.1:{port}/v1/metrics"), &[]);
     // Started anyway: the probes went through (`start_at`), and it said why.
-    p.worker.wait_stderr("the warning", |lines| {
-        lines.iter().any(|l| {
-            l.contains("librato:")
-                && l.contains("cannot check the credentials now")
-                && l.contains("starting anyway")
-        })
-    });
+    wait_logged(
+        &p.worker,
+        "the warning",
+        &[
+            "librato:",
+            "cannot check the credentials now",
+            "starting anyway",
+        ],
+    );
     p.publisher
         .send(format!("info|Counter|early.bird|5|{}|web1", now()));
-    p.worker.wait_stderr("a failed post", |lines| {
-        lines
-            .iter()
-            .any(|l| l.contains("librato:") && l.contains("failed") && l.contains("retrying in"))
-    });
+    wait_logged(
+        &p.worker,
+        "a failed post",
+        &["librato:", "failed", "retrying in"],
+    );
     // The worker keeps receiving and flushing while the API is away.
     p.publisher
         .send(format!("info|Counter|late.bird|2|{}|web1", now()));
@@ -1019,14 +1045,16 @@ fn a_redirect_is_not_followed_its_location_is_logged_and_the_batch_dropped() {
         double.push_fault_on(name, Fault::Redirect(status, location.clone()));
         p.publisher
             .send(format!("info|Counter|{name}|1|{}|web1", now()));
-        p.worker.wait_stderr("the redirect in the log", |lines| {
-            lines.iter().any(|l| {
-                l.contains("librato:")
-                    && l.contains("refused")
-                    && l.contains(&format!("HTTP {status} "))
-                    && l.contains(&format!("redirected to {location}"))
-            })
-        });
+        wait_logged(
+            &p.worker,
+            "the redirect in the log",
+            &[
+                "librato:",
+                "refused",
+                &format!("HTTP {status} "),
+                &format!("redirected to {location}"),
+            ],
+        );
     }
     p.worker
         .wait_stderr("the drops counted", |lines| count_of(lines, "dropped") >= 2);
@@ -1054,62 +1082,20 @@ fn a_redirect_is_not_followed_its_location_is_logged_and_the_batch_dropped() {
 }
 
 #[test]
-fn retry_after_on_a_503_is_honoured() {
-    let double = Double::start(USER, TOKEN);
-    let p = start(&double, &[]);
-    double.push_fault_on("unavailable", Fault::RetryAfter(503, "3".into()));
-    p.publisher
-        .send(format!("info|Counter|unavailable|1|{}|web1", now()));
-    double.wait("the counter answered", |s| {
-        s.posts()
-            .any(|r| r.mentions("unavailable") && r.status == Some(200))
-    });
-    let state = double.state();
-    let attempts: Vec<_> = state
-        .posts()
-        .filter(|r| r.mentions("unavailable"))
-        .collect();
-    let statuses: Vec<Option<u16>> = attempts.iter().map(|r| r.status).collect();
-    assert_eq!(
-        statuses,
-        vec![Some(503), Some(200)],
-        "{}",
-        double::summary(&state)
-    );
-    // The first backoff alone is at most 1 s.
-    let gap = attempts[1].at - attempts[0].at;
-    assert!(gap >= Duration::from_millis(2900), "waited only {gap:?}");
-    assert!(gap < Duration::from_secs(15), "waited {gap:?} for 3 s");
-}
-
-#[test]
 fn a_retry_after_shorter_than_the_backoff_does_not_shorten_it() {
     let double = Double::start(USER, TOKEN);
     let p = start(&double, &[]);
-    double.push_fault_on("impatient", Fault::Status(503));
-    double.push_fault_on("impatient", Fault::Status(503));
     // After a third failure the backoff is 2 to 4 s: more than this asks.
-    double.push_fault_on("impatient", Fault::RetryAfter(503, "1".into()));
-    p.publisher
-        .send(format!("info|Counter|impatient|1|{}|web1", now()));
-    double.wait("the counter answered", |s| {
-        s.posts()
-            .any(|r| r.mentions("impatient") && r.status == Some(200))
-    });
-    let state = double.state();
-    let attempts: Vec<_> = state.posts().filter(|r| r.mentions("impatient")).collect();
-    let statuses: Vec<Option<u16>> = attempts.iter().map(|r| r.status).collect();
-    assert_eq!(
-        statuses,
-        vec![Some(503), Some(503), Some(503), Some(200)],
-        "{}",
-        double::summary(&state)
-    );
-    let gap = attempts[3].at - attempts[2].at;
+    let faults = vec![
+        Fault::Status(503),
+        Fault::Status(503),
+        Fault::RetryAfter(503, "1".into()),
+    ];
+    let (statuses, gaps) = attempts_until_accepted(&p, &double, "impatient", faults);
+    assert_eq!(statuses, vec![Some(503), Some(503), Some(503), Some(200)]);
     assert!(
-        gap >= Duration::from_millis(1950),
-        "Retry-After: 1 cut the backoff short: {gap:?}"
+        gaps[2] >= Duration::from_millis(1950),
+        "Retry-After: 1 cut the backoff short: {gaps:?}"
     );
-    assert!(gap < Duration::from_secs(15), "{gap:?}");
-    assert_eq!(state.total("impatient"), 1.0);
+    assert!(gaps[2] < Duration::from_secs(15), "{gaps:?}");
 }
