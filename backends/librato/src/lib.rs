@@ -276,21 +276,169 @@ pub(crate) fn unix_now() -> i64 {
 
 zibrato_backend_api::export_backend!(LibratoBackend);
 
+/// The integration tests' double of the API, which keeps one value per
+/// (name, source, measure_time) as Librato does: for the unit tests too.
+#[cfg(test)]
+#[path = "../tests/double/mod.rs"]
+mod double;
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use payload::Value;
-    use zibrato_backend_api::testing::{discard_logger, gauge};
+    use zibrato_backend_api::testing::{counter, discard_logger, gauge, timer};
 
-    /// A backend posting to a port where nothing listens.
-    fn backend() -> LibratoBackend {
+    use crate::double::Double;
+
+    const USER: &str = "me@example.com";
+    const TOKEN: &str = "tok";
+
+    /// A backend posting to `api_url`.
+    fn backend_at(api_url: &str) -> LibratoBackend {
         let settings = Settings {
-            username: Some("me@example.com".into()),
-            token: Some(Secret::new("tok")),
-            api_url: "http://127.0.0.1:9/v1/metrics".into(),
+            username: Some(USER.into()),
+            token: Some(Secret::new(TOKEN)),
+            api_url: api_url.into(),
             ..Settings::default()
         };
         LibratoBackend::new(settings, discard_logger("librato")).unwrap()
+    }
+
+    /// A backend posting to a port where nothing listens.
+    fn backend() -> LibratoBackend {
+        backend_at("http://127.0.0.1:9/v1/metrics")
+    }
+
+    /// What `double` keeps for `name`: (measure_time, value) in time order.
+    fn kept(double: &Double, name: &str) -> Vec<(i64, Option<f64>)> {
+        double
+            .state()
+            .named(name)
+            .map(|m| (m.measure_time, m.number("value")))
+            .collect()
+    }
+
+    /// What `double` keeps for the timer `name`: (measure_time, count, sum,
+    /// min, max) in time order.
+    fn kept_timer(double: &Double, name: &str) -> Vec<(i64, [Option<f64>; 4])> {
+        double
+            .state()
+            .named(name)
+            .map(|m| {
+                let field = |f| m.number(f);
+                (
+                    m.measure_time,
+                    [field("count"), field("sum"), field("min"), field("max")],
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_flush_in_the_second_of_the_last_rollup_carries_counters_and_timers_to_the_next() {
+        let double = Double::start(USER, TOKEN);
+        let mut backend = backend_at(&double.url());
+        let t = unix_now();
+        let post = |backend: &mut LibratoBackend, total: f64, time: f64| {
+            backend
+                .post(&counter("hits", total).with_source("web"))
+                .unwrap();
+            backend.post(&timer("lag", time)).unwrap();
+        };
+        post(&mut backend, 1.0, 0.5);
+        backend.flush(t).unwrap();
+        assert!(backend.rollup.is_empty(), "rolled up at {t}");
+        // The same second: a roll-up now would replace the one at t.
+        post(&mut backend, 2.0, 1.5);
+        let report = backend.flush(t).unwrap();
+        assert_eq!(backend.rollup.len(), 2, "carried to the next second");
+        assert!(
+            report.pending >= 2,
+            "what is carried is pending: {report:?}"
+        );
+        // The next second takes what was carried with what is new.
+        post(&mut backend, 4.0, 1.0);
+        backend.flush(t + 1).unwrap();
+        assert!(backend.rollup.is_empty());
+        // A clock stepping back never rolls up into a second already used.
+        post(&mut backend, 8.0, 2.0);
+        backend.flush(t).unwrap();
+        assert_eq!(backend.rollup.len(), 2, "carried past a clock step back");
+        backend.flush(t + 2).unwrap();
+        backend.close().unwrap();
+
+        assert_eq!(
+            kept(&double, "hits"),
+            vec![(t, Some(1.0)), (t + 1, Some(6.0)), (t + 2, Some(8.0))]
+        );
+        let s = Some;
+        assert_eq!(
+            kept_timer(&double, "lag"),
+            vec![
+                (t, [s(1.0), s(0.5), s(0.5), s(0.5)]),
+                (t + 1, [s(2.0), s(2.5), s(1.0), s(1.5)]),
+                (t + 2, [s(1.0), s(2.0), s(2.0), s(2.0)]),
+            ]
+        );
+        let state = double.state();
+        assert!(state.overwrites.is_empty(), "{:?}", state.overwrites);
+        assert_eq!(state.accepted.len(), 6, "each sent once");
+    }
+
+    #[test]
+    fn the_last_rollup_at_shutdown_is_stamped_a_second_after_the_one_before() {
+        let double = Double::start(USER, TOKEN);
+        let mut backend = backend_at(&double.url());
+        // Flushing ahead of the clock: closing falls at or before the last
+        // roll-up's second, as when the worker stops within a second of a
+        // flush.
+        let t = unix_now() + 60;
+        backend.post(&counter("hits", 1.0)).unwrap();
+        backend.post(&timer("lag", 0.5)).unwrap();
+        backend.flush(t).unwrap();
+        backend.post(&counter("hits", 2.0)).unwrap();
+        backend.post(&timer("lag", 1.5)).unwrap();
+        backend.flush(t).unwrap();
+        assert_eq!(backend.rollup.len(), 2);
+        backend.close().unwrap();
+        assert_eq!(
+            kept(&double, "hits"),
+            vec![(t, Some(1.0)), (t + 1, Some(2.0))]
+        );
+        let times: Vec<i64> = kept_timer(&double, "lag").iter().map(|k| k.0).collect();
+        assert_eq!(times, vec![t, t + 1]);
+        assert!(double.state().overwrites.is_empty());
+    }
+
+    #[test]
+    fn the_last_rollup_at_shutdown_long_after_the_one_before_has_the_time_of_closing() {
+        let double = Double::start(USER, TOKEN);
+        let mut backend = backend_at(&double.url());
+        let t = unix_now() - 30;
+        backend.post(&counter("hits", 1.0)).unwrap();
+        backend.flush(t).unwrap();
+        backend.post(&counter("hits", 2.0)).unwrap();
+        backend.flush(t).unwrap();
+        let before = unix_now();
+        backend.close().unwrap();
+        let after = unix_now();
+        let kept = kept(&double, "hits");
+        assert_eq!(kept.len(), 2, "{kept:?}");
+        assert_eq!(kept[0], (t, Some(1.0)));
+        assert!((before..=after).contains(&kept[1].0), "{kept:?}");
+        assert_eq!(kept[1].1, Some(2.0));
+    }
+
+    #[test]
+    fn closing_with_nothing_carried_sends_nothing_more() {
+        let double = Double::start(USER, TOKEN);
+        let mut backend = backend_at(&double.url());
+        let t = unix_now();
+        backend.post(&counter("hits", 1.0)).unwrap();
+        backend.flush(t).unwrap();
+        backend.close().unwrap();
+        assert_eq!(kept(&double, "hits"), vec![(t, Some(1.0))]);
+        assert_eq!(double.state().posts().count(), 1);
     }
 
     #[test]

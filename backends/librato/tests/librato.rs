@@ -7,6 +7,7 @@ mod double;
 
 use double::{Double, Fault, Measure, State};
 use std::collections::BTreeMap;
+use std::net::TcpListener;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 use zibrato_testkit::{bin, Broker, Process, Publisher, Worker, PROBE_NAME};
@@ -24,8 +25,13 @@ struct Pipeline {
 }
 
 fn start(double: &Double, extra: &[&str]) -> Pipeline {
+    start_at(&double.url(), extra)
+}
+
+/// [`start`], posting to `api_url`.
+fn start_at(api_url: &str, extra: &[&str]) -> Pipeline {
     let broker = Broker::start();
-    let url = format!("librato.api_url={}", double.url());
+    let url = format!("librato.api_url={api_url}");
     let mut args = vec![
         "--plugin",
         "librato",
@@ -85,10 +91,34 @@ fn count_of(lines: &[String], key: &str) -> u64 {
     counts_in(lines).get(key).copied().unwrap_or(0)
 }
 
-/// Accepted measurements named `name`, probes never included.
+/// Waits until one line the worker logged holds every one of `parts`.
+fn wait_logged(worker: &Process, what: &str, parts: &[&str]) {
+    assert!(!parts.is_empty());
+    worker.wait_stderr(what, |lines| {
+        lines
+            .iter()
+            .any(|l| parts.iter().all(|part| l.contains(part)))
+    });
+}
+
+/// What the double keeps for `name` (one per source and second), probes
+/// never included.
 fn named(state: &State, name: &str) -> Vec<Measure> {
     assert_ne!(name, PROBE_NAME);
     state.named(name).cloned().collect()
+}
+
+/// Fails if a post replaced a value the API already had for the same (name,
+/// source, measure_time) with a different one: Librato keeps the later, so
+/// the earlier was lost. A repeat of the same value (a retried post) is
+/// harmless and allowed.
+fn assert_nothing_overwritten(state: &State) {
+    assert!(
+        state.overwrites.is_empty(),
+        "values lost to later posts at the same (name, source, measure_time): {:#?}\n{}",
+        state.overwrites,
+        double::summary(state)
+    );
 }
 
 fn everything_printed(processes: &[&Process]) -> String {
@@ -97,6 +127,32 @@ fn everything_printed(processes: &[&Process]) -> String {
         .map(|p| p.transcript())
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+/// Injects `faults` into the posts carrying the counter `name` (value 1,
+/// source web1), sends it, and waits until the API took it. Returns the
+/// answers to the posts that carried it, in order, and the gaps between
+/// them.
+fn attempts_until_accepted(
+    p: &Pipeline,
+    double: &Double,
+    name: &str,
+    faults: Vec<Fault>,
+) -> (Vec<Option<u16>>, Vec<Duration>) {
+    for fault in faults {
+        double.push_fault_on(name, fault);
+    }
+    p.publisher
+        .send(format!("info|Counter|{name}|1|{}|web1", now()));
+    double.wait("the counter answered", |s| {
+        s.posts().any(|r| r.mentions(name) && r.status == Some(200))
+    });
+    let state = double.state();
+    let attempts: Vec<_> = state.posts().filter(|r| r.mentions(name)).collect();
+    assert_eq!(state.total(name), 1.0, "{}", double::summary(&state));
+    let statuses = attempts.iter().map(|r| r.status).collect();
+    let gaps = attempts.windows(2).map(|w| w[1].at - w[0].at).collect();
+    (statuses, gaps)
 }
 
 #[test]
@@ -111,7 +167,9 @@ fn counters_are_rolled_up_per_source_and_sent_as_gauges_at_flush_time() {
     ));
     p.publisher
         .send(format!("debug|Counter|requests|3|{t}|web1"));
-    double.wait("every request counted", |s| s.total("requests") >= 22.0);
+    double.wait("every request counted (or one lost)", |s| {
+        s.total("requests") >= 22.0 || !s.overwrites.is_empty()
+    });
     let after = now();
     let state = double.state();
     let requests = named(&state, "requests");
@@ -133,14 +191,8 @@ fn counters_are_rolled_up_per_source_and_sent_as_gauges_at_flush_time() {
         );
         assert_eq!(m.source.is_none(), !m.fields.contains_key("source"));
     }
-    // Within one roll-up a (source, name) appears once.
-    let mut seen = std::collections::HashSet::new();
-    for m in &requests {
-        assert!(
-            seen.insert((m.post, m.source.clone(), m.measure_time)),
-            "{m:?} twice in one roll-up"
-        );
-    }
+    // Whatever the flushes, no roll-up replaced another's value.
+    assert_nothing_overwritten(&state);
     for post in state.posts().filter(|r| r.mentions("requests")) {
         assert_eq!(
             post.header("user-agent"),
@@ -298,45 +350,42 @@ fn a_flush_of_700_series_is_three_requests_and_all_arrive() {
 fn server_errors_are_retried_with_backoff_until_delivered_once() {
     let double = Double::start(USER, TOKEN);
     let p = start(&double, &[]);
-    double.push_fault(Fault::Status(503));
-    double.push_fault(Fault::Status(500));
-    p.publisher
-        .send(format!("info|Counter|retried|4|{}|web1", now()));
-    double.wait("the counter answered", |s| {
-        s.posts()
-            .any(|r| r.mentions("retried") && r.status == Some(200))
-    });
-    let state = double.state();
-    let attempts: Vec<_> = state.posts().filter(|r| r.mentions("retried")).collect();
-    let statuses: Vec<Option<u16>> = attempts.iter().map(|r| r.status).collect();
+    let faults = vec![Fault::Status(503), Fault::Status(500)];
+    let (statuses, gaps) = attempts_until_accepted(&p, &double, "retried", faults);
     assert_eq!(statuses, vec![Some(503), Some(500), Some(200)]);
     // Equal jitter: at least half the first delay (1 s), then of the second.
-    let gaps: Vec<Duration> = attempts.windows(2).map(|w| w[1].at - w[0].at).collect();
     assert!(gaps[0] >= Duration::from_millis(450), "{gaps:?}");
     assert!(gaps[1] >= Duration::from_millis(950), "{gaps:?}");
-    assert_eq!(state.total("retried"), 4.0);
-    drop(state);
-    p.worker.wait_stderr("the retry in the log", |lines| {
-        lines
-            .iter()
-            .any(|l| l.contains("librato:") && l.contains("503 Service Unavailable"))
-    });
+    // And not much more than the full delays (1 s, 2 s): generous bounds.
+    assert!(gaps[0] < Duration::from_secs(10), "{gaps:?}");
+    assert!(gaps[1] < Duration::from_secs(15), "{gaps:?}");
+    wait_logged(
+        &p.worker,
+        "the retry in the log",
+        &["librato:", "503 Service Unavailable"],
+    );
 }
 
 #[test]
-fn too_many_requests_waits_as_long_as_retry_after_says() {
+fn a_429_or_503_waits_as_long_as_retry_after_says() {
     let double = Double::start(USER, TOKEN);
     let p = start(&double, &[]);
-    double.push_fault(Fault::TooMany(Some("3".into())));
-    p.publisher
-        .send(format!("info|Counter|limited|1|{}|not_specified", now()));
-    double.wait("the counter", |s| s.named("limited").count() >= 1);
-    let state = double.state();
-    let attempts: Vec<_> = state.posts().filter(|r| r.mentions("limited")).collect();
-    assert_eq!(attempts.len(), 2, "{}", double::summary(&state));
-    assert_eq!(attempts[0].status, Some(429));
-    let gap = attempts[1].at - attempts[0].at;
-    assert!(gap >= Duration::from_millis(2900), "waited only {gap:?}");
+    for (name, fault, status) in [
+        ("limited", Fault::TooMany(Some("3".into())), 429),
+        ("unavailable", Fault::RetryAfter(503, "3".into()), 503),
+    ] {
+        let (statuses, gaps) = attempts_until_accepted(&p, &double, name, vec![fault]);
+        assert_eq!(statuses, vec![Some(status), Some(200)]);
+        // The first backoff alone is at most 1 s.
+        assert!(
+            gaps[0] >= Duration::from_millis(2900),
+            "{status}: waited only {gaps:?}"
+        );
+        assert!(
+            gaps[0] < Duration::from_secs(15),
+            "{status}: waited {gaps:?} for 3 s"
+        );
+    }
 }
 
 #[test]
@@ -345,16 +394,21 @@ fn a_time_out_is_retried_and_the_repeat_is_identical() {
     let p = start(&double, &["--set", "librato.timeout=1"]);
     // The double takes the first post, but only answers after the client
     // gave up: the client cannot know, and sends the batch again.
-    double.push_fault(Fault::Delay(Duration::from_millis(2500)));
+    double.push_fault_on("slowpoke", Fault::Delay(Duration::from_millis(2500)));
     p.publisher
         .send(format!("info|Counter|slowpoke|6|{}|web1", now()));
-    double.wait("both copies", |s| s.named("slowpoke").count() >= 2);
+    double.wait("both copies", |s| s.sent("slowpoke").count() >= 2);
     let state = double.state();
-    let copies = named(&state, "slowpoke");
+    let copies: Vec<&Measure> = state.sent("slowpoke").collect();
     assert_eq!(copies.len(), 2, "{copies:#?}");
+    assert_ne!(copies[0].post, copies[1].post, "two posts");
     // Same name, source and measure_time: Librato keeps one value for them,
     // so the repeat overwrites rather than adds.
     assert_eq!(copies[0].fields, copies[1].fields);
+    assert_eq!(copies[0].measure_time, copies[1].measure_time);
+    assert_eq!(named(&state, "slowpoke").len(), 1);
+    assert_eq!(state.total("slowpoke"), 6.0);
+    assert_nothing_overwritten(&state);
     drop(state);
     p.worker.wait_stderr("the time-out in the log", |lines| {
         lines.iter().any(|l| l.contains("no answer within 1s"))
@@ -365,7 +419,7 @@ fn a_time_out_is_retried_and_the_repeat_is_identical() {
 fn a_dropped_connection_is_retried() {
     let double = Double::start(USER, TOKEN);
     let p = start(&double, &[]);
-    double.push_fault(Fault::Drop);
+    double.push_fault_on("dropped.conn", Fault::Drop);
     p.publisher
         .send(format!("info|Counter|dropped.conn|2|{}|web1", now()));
     double.wait("the counter", |s| s.named("dropped.conn").count() >= 1);
@@ -383,19 +437,20 @@ fn a_dropped_connection_is_retried() {
 fn a_refused_batch_is_logged_dropped_counted_and_the_next_flush_goes_on() {
     let double = Double::start(USER, TOKEN);
     let p = start(&double, &[]);
-    double.push_fault(Fault::Answer(
-        400,
-        r#"{"errors":{"params":{"name":["is invalid"]}}}"#.into(),
-    ));
+    double.push_fault_on(
+        "refused.one",
+        Fault::Answer(
+            400,
+            r#"{"errors":{"params":{"name":["is invalid"]}}}"#.into(),
+        ),
+    );
     p.publisher
         .send(format!("info|Counter|refused.one|1|{}|web1", now()));
-    p.worker.wait_stderr("the refusal in the log", |lines| {
-        lines.iter().any(|l| {
-            l.contains("librato:")
-                && l.contains("400 Bad Request")
-                && l.contains("params name: is invalid")
-        })
-    });
+    wait_logged(
+        &p.worker,
+        "the refusal in the log",
+        &["librato:", "400 Bad Request", "params name: is invalid"],
+    );
     p.worker
         .wait_stderr("the drop counted", |lines| count_of(lines, "dropped") >= 1);
     p.publisher
@@ -417,18 +472,26 @@ fn data_older_than_max_age_is_dropped_and_counted_while_the_api_fails() {
     double.always(Some(Fault::Status(503)));
     p.publisher
         .send(format!("info|Counter|stale|1|{}|web1", now()));
-    p.worker.wait_stderr("the drop in the log", |lines| {
-        lines
-            .iter()
-            .any(|l| l.contains("librato:") && l.contains("older than max_age"))
-    });
+    wait_logged(
+        &p.worker,
+        "the drop in the log",
+        &["librato:", "older than max_age"],
+    );
     p.worker
         .wait_stderr("the drop counted", |lines| count_of(lines, "dropped") >= 1);
     double.always(None);
     p.publisher
         .send(format!("info|Counter|fresh|1|{}|web1", now()));
     double.wait("the fresh counter", |s| s.named("fresh").count() >= 1);
-    assert_eq!(double.state().named("stale").count(), 0);
+    {
+        let state = double.state();
+        assert!(
+            state.posts().any(|r| r.mentions("stale")),
+            "stale was tried before it grew too old:\n{}",
+            double::summary(&state)
+        );
+        assert_eq!(state.named("stale").count(), 0);
+    }
 
     // A gauge recorded before max_age never leaves the worker.
     p.publisher
@@ -438,7 +501,14 @@ fn data_older_than_max_age_is_dropped_and_counted_while_the_api_fails() {
     double.wait("the counter after", |s| {
         s.named("after.ancient").count() >= 1
     });
-    assert_eq!(double.state().named("ancient").count(), 0);
+    wait_logged(
+        &p.worker,
+        "the gauge dropped before sending",
+        &["librato:", "older than max_age", "before sending"],
+    );
+    let state = double.state();
+    assert!(!state.posts().any(|r| r.mentions("\"ancient\"")));
+    assert_eq!(state.named("ancient").count(), 0);
 }
 
 #[test]
@@ -487,11 +557,29 @@ fn the_retry_buffer_is_bounded_and_what_it_drops_is_counted() {
         .filter(|m| m.name.starts_with("old.") || m.name.starts_with("new."))
         .map(|m| m.name.as_str())
         .collect();
-    assert!(delivered.len() <= 200, "{}", delivered.len());
+    // 300 measurements in batches of 100 and 50, at most 200 held: the
+    // oldest queued batches went, 100 or 150 of them, depending on whether
+    // the first was in flight or waiting for its retry when the rest came.
+    assert!(
+        (150..=200).contains(&delivered.len()),
+        "{} delivered",
+        delivered.len()
+    );
     let mut unique = delivered.clone();
     unique.sort_unstable();
     unique.dedup();
     assert_eq!(unique.len(), delivered.len(), "nothing delivered twice");
+    // The newest batch is never the one dropped.
+    for i in 100..150 {
+        let name = format!("new.{i:03}");
+        assert!(unique.contains(&name.as_str()), "{name} was dropped");
+    }
+    let lines = p.worker.stderr().get();
+    assert!(
+        count_of(&lines, "dropped") >= 300 - delivered.len() as u64,
+        "what was not delivered is counted as dropped: {:?}",
+        counts_in(&lines)
+    );
 }
 
 #[test]
@@ -601,15 +689,24 @@ fn run_worker(args: &[&str], env: &[(&str, &str)]) -> (bool, String) {
     (output.status.success(), text)
 }
 
+/// [`run_worker`] with the librato plugin at level info, the broker's
+/// `port`, and `sets` (`librato.KEY=VALUE`, each given with `--set`).
+fn run_librato(port: &str, sets: &[&str], env: &[(&str, &str)]) -> (bool, String) {
+    let mut args = vec!["--plugin", "librato", "--levels", "info", "--port", port];
+    for set in sets {
+        args.extend(["--set", set]);
+    }
+    run_worker(&args, env)
+}
+
 #[test]
 fn rejected_credentials_stop_the_worker_with_one_line_naming_the_status() {
     let double = Double::start(USER, "the-right-token");
     let url = format!("librato.api_url={}", double.url());
     let port = zibrato_testkit::free_port_pair().to_string();
-    let (ok, out) = run_worker(
-        &[
-            "--plugin", "librato", "--levels", "info", "--port", &port, "--set", &url,
-        ],
+    let (ok, out) = run_librato(
+        &port,
+        &[&url],
         &[("LIBRATO_USER", USER), ("LIBRATO_TOKEN", TOKEN)],
     );
     assert!(!ok, "{out}");
@@ -625,16 +722,17 @@ fn rejected_credentials_stop_the_worker_with_one_line_naming_the_status() {
 #[test]
 fn missing_credentials_and_bad_settings_are_clear_errors() {
     let port = zibrato_testkit::free_port_pair().to_string();
-    let base = ["--plugin", "librato", "--levels", "info", "--port", &port];
-    let (ok, out) = run_worker(&base, &[("LIBRATO_TOKEN", TOKEN)]);
+    let (ok, out) = run_librato(&port, &[], &[("LIBRATO_TOKEN", TOKEN)]);
     assert!(!ok);
     assert!(out.contains("LIBRATO_USER"), "{out}");
-    let (ok, out) = run_worker(&base, &[("LIBRATO_USER", USER)]);
+    let (ok, out) = run_librato(&port, &[], &[("LIBRATO_USER", USER)]);
     assert!(!ok);
     assert!(out.contains("LIBRATO_TOKEN"), "{out}");
-    let mut args = base.to_vec();
-    args.extend(["--set", "librato.batch_size=301"]);
-    let (ok, out) = run_worker(&args, &[("LIBRATO_USER", USER), ("LIBRATO_TOKEN", TOKEN)]);
+    let (ok, out) = run_librato(
+        &port,
+        &["librato.batch_size=301"],
+        &[("LIBRATO_USER", USER), ("LIBRATO_TOKEN", TOKEN)],
+    );
     assert!(!ok);
     assert!(out.contains("batch_size"), "{out}");
     assert!(!out.contains(TOKEN), "{out}");
@@ -644,13 +742,17 @@ fn missing_credentials_and_bad_settings_are_clear_errors() {
 fn the_token_never_appears_in_any_output() {
     let double = Double::start(USER, TOKEN);
     let p = start(&double, &["--set", &format!("librato.token={TOKEN}")]);
-    // Retries, a refusal and a time-out, all logged.
-    double.push_fault(Fault::Status(503));
-    double.push_fault(Fault::Answer(
-        401,
-        r#"{"errors":{"request":["Authorization failed"]}}"#.into(),
-    ));
-    p.publisher.send(format!("info|Counter|a|1|{}|web1", now()));
+    // A retry and a refusal, both logged.
+    double.push_fault_on("leak.check", Fault::Status(503));
+    double.push_fault_on(
+        "leak.check",
+        Fault::Answer(
+            401,
+            r#"{"errors":{"request":["Authorization failed"]}}"#.into(),
+        ),
+    );
+    p.publisher
+        .send(format!("info|Counter|leak.check|1|{}|web1", now()));
     p.worker.wait_stderr("the refusal", |lines| {
         lines.iter().any(|l| l.contains("401 Unauthorized"))
     });
@@ -658,48 +760,34 @@ fn the_token_never_appears_in_any_output() {
     worker.signal(libc::SIGTERM);
     worker.wait_exit();
     let mut printed = everything_printed(&[&worker]);
+    // What is searched for the token holds the logged failures.
+    assert!(printed.contains("503 Service Unavailable"), "{printed}");
+    assert!(printed.contains("Authorization failed"), "{printed}");
 
     let (_, listed) = run_worker(&["--list-plugins"], &[("LIBRATO_TOKEN", TOKEN)]);
     assert!(listed.contains("librato"), "{listed}");
     printed.push_str(&listed);
     // Bad settings beside the token: the error names the key, not the token.
     let port = zibrato_testkit::free_port_pair().to_string();
-    for bad in ["librato.timeout=never", "librato.tokn=x"] {
-        let (ok, out) = run_worker(
-            &[
-                "--plugin",
-                "librato",
-                "--levels",
-                "info",
-                "--port",
-                &port,
-                "--set",
-                &format!("librato.token={TOKEN}"),
-                "--set",
-                bad,
-            ],
-            &[("LIBRATO_USER", USER)],
-        );
+    let token = format!("librato.token={TOKEN}");
+    for (bad, key) in [
+        ("librato.timeout=never", "timeout"),
+        ("librato.tokn=x", "tokn"),
+    ] {
+        let (ok, out) = run_librato(&port, &[&token, bad], &[("LIBRATO_USER", USER)]);
         assert!(!ok, "{out}");
+        assert!(out.contains(key), "the error should name {key}: {out}");
         printed.push_str(&out);
     }
-    // A token TOML reads as a number is never echoed either.
-    let (ok, out) = run_worker(
-        &[
-            "--plugin",
-            "librato",
-            "--levels",
-            "info",
-            "--port",
-            &port,
-            "--set",
-            "librato.token=31415.9265",
-            "--set",
-            "librato.api_url=ftp://x",
-        ],
+    // A token TOML reads as a number with a fraction is refused (its text
+    // is lost), naming the key and never echoing the value.
+    let (ok, out) = run_librato(
+        &port,
+        &["librato.token=31415.9265", "librato.api_url=ftp://x"],
         &[("LIBRATO_USER", USER)],
     );
     assert!(!ok, "{out}");
+    assert!(out.contains("bad setting token"), "{out}");
     assert!(!out.contains("31415"), "{out}");
     assert!(!printed.contains(TOKEN), "the token leaked:\n{printed}");
     assert!(
@@ -818,4 +906,196 @@ fn the_double_refuses_what_the_documented_api_refuses() {
     let (status, answer) = ok(&format!(r#"{{"gauges":[{}]}}"#, many.join(",")));
     assert_eq!(status, 400, "{answer}");
     assert_eq!(double.state().accepted.len(), 1);
+}
+
+/// Librato keeps one value per (name, source, measure_time): so does the
+/// double, or it could not show a roll-up lost to the next.
+#[test]
+fn the_double_keeps_one_value_per_name_source_and_second_as_the_api_does() {
+    use double::selftest::post;
+    let double = Double::start(USER, TOKEN);
+    let auth = format!("{USER}:{TOKEN}");
+    let t = now();
+    let gauge = |value: f64, time: i64| {
+        let body = format!(
+            r#"{{"gauges":[{{"name":"x","source":"s","value":{value},"measure_time":{time}}}]}}"#
+        );
+        let (status, answer) = post(&double, Some(&auth), "application/json", &body);
+        assert_eq!(status, 200, "{answer}");
+    };
+    gauge(1.0, t);
+    gauge(1.0, t);
+    {
+        let state = double.state();
+        assert_eq!(state.sent("x").count(), 2, "both posts are recorded");
+        assert_eq!(state.total("x"), 1.0, "a repeat replaces, never adds");
+        assert!(
+            state.overwrites.is_empty(),
+            "the same value again loses nothing"
+        );
+    }
+    gauge(2.0, t);
+    gauge(4.0, t + 1);
+    let state = double.state();
+    let kept: Vec<(i64, Option<f64>)> = state
+        .named("x")
+        .map(|m| (m.measure_time, m.number("value")))
+        .collect();
+    assert_eq!(kept, vec![(t, Some(2.0)), (t + 1, Some(4.0))]);
+    assert_eq!(state.overwrites.len(), 1, "{:?}", state.overwrites);
+    let lost = &state.overwrites[0];
+    assert_eq!(
+        (lost.earlier.number("value"), lost.later.number("value")),
+        (Some(1.0), Some(2.0))
+    );
+}
+
+#[test]
+fn counters_and_timers_flushed_twice_a_second_never_overwrite_each_other() {
+    let double = Double::start(USER, TOKEN);
+    // Flushing every half second, so that roll-ups come twice a second.
+    let p = start(&double, &[]);
+    // Values 1, 2, 4, …: no two roll-ups of different measurements can sum
+    // to the same value, so a roll-up replaced by the next in its second is
+    // seen as an overwrite, never taken for a harmless repeat.
+    let sends = 12;
+    let mut expected = 0.0;
+    for i in 0..sends {
+        let value = f64::from(1u32 << i);
+        let t = now();
+        p.publisher.send(format!(
+            "info|Counter|steady|{value}|{t}|web1\ninfo|Timer|steady.t|{value}|{t}|web1"
+        ));
+        expected += value;
+        // Spreads the sends over several flushes; nothing waits on it.
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    double.wait("every counter (or one lost)", |s| {
+        let timers: f64 = s.named("steady.t").filter_map(|m| m.number("count")).sum();
+        (s.total("steady") >= expected && timers >= f64::from(sends)) || !s.overwrites.is_empty()
+    });
+    let state = double.state();
+    assert_nothing_overwritten(&state);
+    assert_eq!(state.total("steady"), expected);
+    let timers = named(&state, "steady.t");
+    let count: f64 = timers.iter().filter_map(|m| m.number("count")).sum();
+    let sum: f64 = timers.iter().filter_map(|m| m.number("sum")).sum();
+    assert_eq!((count, sum), (f64::from(sends), expected), "{timers:#?}");
+    // Several roll-ups, not one of everything.
+    let counters = named(&state, "steady");
+    assert!(counters.len() >= 2, "{counters:#?}");
+}
+
+#[test]
+fn an_unreachable_api_at_start_is_a_warning_and_what_waits_is_delivered_once_it_answers() {
+    // A port nothing listens on, for now.
+    let port = {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("a free port");
+        listener.local_addr().expect("its address").port()
+    };
+    let p = start_at(&format!("http://127.0.0.1:{port}/v1/metrics"), &[]);
+    // Started anyway: the probes went through (`start_at`), and it said why.
+    wait_logged(
+        &p.worker,
+        "the warning",
+        &[
+            "librato:",
+            "cannot check the credentials now",
+            "starting anyway",
+        ],
+    );
+    p.publisher
+        .send(format!("info|Counter|early.bird|5|{}|web1", now()));
+    wait_logged(
+        &p.worker,
+        "a failed post",
+        &["librato:", "failed", "retrying in"],
+    );
+    // The worker keeps receiving and flushing while the API is away.
+    p.publisher
+        .send(format!("info|Counter|late.bird|2|{}|web1", now()));
+    p.worker.wait_stdout("the next counter flushed", |lines| {
+        lines.iter().any(|l| l.contains("\"late.bird\""))
+    });
+    assert_eq!(count_of(&p.worker.stderr().get(), "flushed"), 0);
+    let double = Double::start_on(port, USER, TOKEN);
+    double.wait("what waited", |s| {
+        s.total("early.bird") >= 5.0 && s.total("late.bird") >= 2.0
+    });
+    let state = double.state();
+    assert_eq!(
+        (state.total("early.bird"), state.total("late.bird")),
+        (5.0, 2.0)
+    );
+    assert_nothing_overwritten(&state);
+    drop(state);
+    p.worker.wait_stderr("the delivery counted", |lines| {
+        count_of(lines, "flushed") >= 2
+    });
+}
+
+#[test]
+fn a_redirect_is_not_followed_its_location_is_logged_and_the_batch_dropped() {
+    let double = Double::start(USER, TOKEN);
+    let p = start(&double, &[]);
+    // Pointing back at the double, so that following it would show.
+    let elsewhere = double.url().replace("/v1/metrics", "/moved");
+    for (status, name) in [(301, "moved.away"), (307, "moved.briefly")] {
+        let location = format!("{elsewhere}/{name}");
+        double.push_fault_on(name, Fault::Redirect(status, location.clone()));
+        p.publisher
+            .send(format!("info|Counter|{name}|1|{}|web1", now()));
+        wait_logged(
+            &p.worker,
+            "the redirect in the log",
+            &[
+                "librato:",
+                "refused",
+                &format!("HTTP {status} "),
+                &format!("redirected to {location}"),
+            ],
+        );
+    }
+    p.worker
+        .wait_stderr("the drops counted", |lines| count_of(lines, "dropped") >= 2);
+    p.publisher
+        .send(format!("info|Counter|after.moved|1|{}|web1", now()));
+    double.wait("the next counter", |s| s.named("after.moved").count() >= 1);
+    let state = double.state();
+    for name in ["moved.away", "moved.briefly"] {
+        assert_eq!(
+            state.posts().filter(|r| r.mentions(name)).count(),
+            1,
+            "{name} was sent again:\n{}",
+            double::summary(&state)
+        );
+        assert_eq!(state.named(name).count(), 0);
+    }
+    assert!(
+        !state
+            .requests
+            .iter()
+            .any(|r| r.target.starts_with("/moved")),
+        "a redirect was followed:\n{}",
+        double::summary(&state)
+    );
+}
+
+#[test]
+fn a_retry_after_shorter_than_the_backoff_does_not_shorten_it() {
+    let double = Double::start(USER, TOKEN);
+    let p = start(&double, &[]);
+    // After a third failure the backoff is 2 to 4 s: more than this asks.
+    let faults = vec![
+        Fault::Status(503),
+        Fault::Status(503),
+        Fault::RetryAfter(503, "1".into()),
+    ];
+    let (statuses, gaps) = attempts_until_accepted(&p, &double, "impatient", faults);
+    assert_eq!(statuses, vec![Some(503), Some(503), Some(503), Some(200)]);
+    assert!(
+        gaps[2] >= Duration::from_millis(1950),
+        "Retry-After: 1 cut the backoff short: {gaps:?}"
+    );
+    assert!(gaps[2] < Duration::from_secs(15), "{gaps:?}");
 }

@@ -21,9 +21,16 @@
 //!   counters non-negative, without summary fields;
 //! - answers errors as Librato did: `{"errors":{"params":{…}}}` or
 //!   `{"errors":{"request":[…]}}`, and a bare 200 on success;
+//! - keeps one value per (name, source, `measure_time`), as the service
+//!   does: a later measurement for the same three replaces the earlier one
+//!   (the way a repeated request does no harm, and the way two roll-ups in
+//!   one second would lose the first); every replacement by a different
+//!   value is recorded, so that tests can tell a harmless repeat from a
+//!   loss;
 //! - can inject failures into the next posts, one each, or into all of them:
-//!   a status (5xx, or a 4xx with a Librato error body), 429 with a
-//!   `Retry-After`, a delay before answering, a dropped connection;
+//!   a status (5xx, or a 4xx with a Librato error body), 429 or 503 with a
+//!   `Retry-After`, a redirect, a delay before answering, a dropped
+//!   connection;
 //! - records every request (with its answer) and every accepted measurement.
 #![allow(dead_code)]
 
@@ -52,6 +59,10 @@ pub enum Fault {
     Answer(u16, String),
     /// Answer 429, with this `Retry-After` if any.
     TooMany(Option<String>),
+    /// Answer this status (429, 503) with a `Retry-After` of this text.
+    RetryAfter(u16, String),
+    /// Answer this 3xx status with this `Location`.
+    Redirect(u16, String),
     /// Wait this long, then handle the request normally (accepting it if it
     /// is valid, even if the client is gone).
     Delay(Duration),
@@ -125,16 +136,37 @@ impl Measure {
     }
 }
 
+/// What identifies a stored measurement: name, source, `measure_time`.
+pub type Key = (String, Option<String>, i64);
+
+/// A stored measurement replaced by a later one with different fields: a
+/// value lost.
+#[derive(Debug, Clone)]
+pub struct Overwrite {
+    /// What was stored.
+    pub earlier: Measure,
+    /// What replaced it.
+    pub later: Measure,
+}
+
 /// What the double has seen.
 #[derive(Debug, Default)]
 pub struct State {
     /// Every request, in order of arrival.
     pub requests: Vec<Request>,
-    /// Every accepted measurement, in order.
+    /// Every accepted measurement, in order, repeats included.
     pub accepted: Vec<Measure>,
+    /// What the service keeps: the last measurement accepted for each
+    /// (name, source, `measure_time`).
+    pub stored: BTreeMap<Key, Measure>,
+    /// Every replacement of a stored measurement by different fields, in
+    /// order.
+    pub overwrites: Vec<Overwrite>,
     /// How many posts were accepted.
     pub accepted_posts: usize,
-    faults: VecDeque<Fault>,
+    /// Faults to inject, each into the next post whose body mentions its
+    /// text (any post for `None`).
+    faults: VecDeque<(Option<String>, Fault)>,
     always: Option<Fault>,
     get_status: Option<u16>,
 }
@@ -145,14 +177,40 @@ impl State {
         self.requests.iter().filter(|r| r.method == "POST")
     }
 
-    /// Accepted measurements named `name`.
+    /// What the service keeps for `name`: one measurement per (source,
+    /// `measure_time`), in that order.
     pub fn named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a Measure> + 'a {
+        self.stored.values().filter(move |m| m.name == name)
+    }
+
+    /// Every accepted measurement named `name`, repeats included, in order of
+    /// arrival.
+    pub fn sent<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a Measure> + 'a {
         self.accepted.iter().filter(move |m| m.name == name)
     }
 
-    /// The sum of `value` over accepted measurements named `name`.
+    /// The sum of `value` over what the service keeps for `name`.
     pub fn total(&self, name: &str) -> f64 {
         self.named(name).filter_map(|m| m.number("value")).sum()
+    }
+
+    /// Stores `measure` as the service would, replacing what it had for the
+    /// same (name, source, `measure_time`).
+    fn store(&mut self, measure: Measure) {
+        let key = (
+            measure.name.clone(),
+            measure.source.clone(),
+            measure.measure_time,
+        );
+        self.accepted.push(measure.clone());
+        if let Some(earlier) = self.stored.insert(key, measure.clone()) {
+            if earlier.fields != measure.fields {
+                self.overwrites.push(Overwrite {
+                    earlier,
+                    later: measure,
+                });
+            }
+        }
     }
 }
 
@@ -179,7 +237,12 @@ pub struct Double {
 impl Double {
     /// Starts a double for the account `user` with API token `token`.
     pub fn start(user: &str, token: &str) -> Double {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind the double");
+        Double::start_on(0, user, token)
+    }
+
+    /// Starts a double on 127.0.0.1:`port` (any free port for 0).
+    pub fn start_on(port: u16, user: &str, token: &str) -> Double {
+        let listener = TcpListener::bind(("127.0.0.1", port)).expect("bind the double");
         let addr = listener.local_addr().expect("the double's address");
         let shared = Arc::new(Shared {
             state: Mutex::new(State::default()),
@@ -216,7 +279,16 @@ impl Double {
 
     /// Injects `fault` into the next post that has none yet.
     pub fn push_fault(&self, fault: Fault) {
-        self.shared.lock().faults.push_back(fault);
+        self.shared.lock().faults.push_back((None, fault));
+    }
+
+    /// Injects `fault` into the next post mentioning `text` (a metric's name)
+    /// that has none yet: other posts, a late probe say, go through.
+    pub fn push_fault_on(&self, text: &str, fault: Fault) {
+        self.shared
+            .lock()
+            .faults
+            .push_back((Some(text.to_string()), fault));
     }
 
     /// Injects `fault` into every post (after the queued ones), or stops.
@@ -421,7 +493,13 @@ fn respond(request: &Request, shared: &Shared) -> Option<Answer> {
         "POST" => {
             let fault = {
                 let mut state = shared.lock();
-                state.faults.pop_front().or_else(|| state.always.clone())
+                let due = state
+                    .faults
+                    .iter()
+                    .position(|(text, _)| text.as_deref().is_none_or(|t| request.mentions(t)));
+                due.and_then(|i| state.faults.remove(i))
+                    .map(|(_, fault)| fault)
+                    .or_else(|| state.always.clone())
             };
             match fault {
                 Some(Fault::Status(status)) => {
@@ -442,6 +520,20 @@ fn respond(request: &Request, shared: &Shared) -> Option<Answer> {
                     if let Some(after) = retry_after {
                         answer.headers.push(("Retry-After".into(), after));
                     }
+                    return Some(answer);
+                }
+                Some(Fault::RetryAfter(status, after)) => {
+                    let mut answer = Answer::new(
+                        status,
+                        serde_json::json!({"errors": {"system": ["injected failure"]}}),
+                    )?;
+                    answer.headers.push(("Retry-After".into(), after));
+                    return Some(answer);
+                }
+                Some(Fault::Redirect(status, location)) => {
+                    let mut answer = Answer::ok()?;
+                    answer.status = status;
+                    answer.headers.push(("Location".into(), location));
                     return Some(answer);
                 }
                 Some(Fault::Drop) => return None,
@@ -470,9 +562,9 @@ fn respond(request: &Request, shared: &Shared) -> Option<Answer> {
                     let mut state = shared.lock();
                     let post = state.accepted_posts;
                     state.accepted_posts += 1;
-                    state
-                        .accepted
-                        .extend(measures.into_iter().map(|m| Measure { post, ..m }));
+                    for measure in measures {
+                        state.store(Measure { post, ..measure });
+                    }
                     drop(state);
                     shared.changed.notify_all();
                     Answer::ok()
@@ -778,6 +870,10 @@ fn check_time(time: &Value, now: i64, errors: &mut Errors) -> Option<i64> {
 fn reason(status: u16) -> &'static str {
     match status {
         200 => "OK",
+        301 => "Moved Permanently",
+        302 => "Found",
+        307 => "Temporary Redirect",
+        308 => "Permanent Redirect",
         400 => "Bad Request",
         401 => "Unauthorized",
         403 => "Forbidden",
@@ -790,6 +886,7 @@ fn reason(status: u16) -> &'static str {
         500 => "Internal Server Error",
         502 => "Bad Gateway",
         503 => "Service Unavailable",
+        504 => "Gateway Timeout",
         _ => "Status",
     }
 }
