@@ -578,7 +578,9 @@ mod tests {
         let started = Instant::now();
         let report = sender.close(Duration::from_millis(500));
         let took = started.elapsed();
-        assert!(took < Duration::from_millis(800), "close took {took:?}");
+        // Far below the request's 20 s time-out, which a close that waited
+        // for the request would take; generous for a busy machine.
+        assert!(took < Duration::from_secs(10), "close took {took:?}");
         assert_eq!(
             report,
             Report {
