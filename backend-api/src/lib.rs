@@ -8,6 +8,8 @@
 //!   one line per measurement, several lines of one level per frame.
 //! - [`aggregate`]: counter roll-up, timer summaries and gauge readings per
 //!   (level, source, name) over a flush interval.
+//! - [`sketch`]: quantiles from a mergeable, bounded sketch: a base-2
+//!   exponential histogram, as OpenTelemetry and Prometheus send them.
 //! - [`sanitize`]: names made safe for a destination's alphabet, and the
 //!   wire's alphabet; a backend passes [`sanitize::sanitize`] its own.
 //! - [`endpoint`]: where the broker listens (default host and ports, the
@@ -58,6 +60,7 @@ pub mod endpoint;
 pub mod labels;
 pub mod measurement;
 pub mod sanitize;
+pub mod sketch;
 
 #[cfg(feature = "plugin")]
 pub mod abi;
