@@ -326,7 +326,8 @@ impl Aggregator {
                 check_cap(self.counters.len(), max)?;
                 self.counters.insert(parts.to_series(), (m.value, 1));
             }
-            Kind::Timer => {
+            // Until histograms have a summary of their own.
+            Kind::Timer | Kind::Histogram => {
                 if let Some(summary) = self.timers.get_mut(&parts) {
                     summary.add(m.value);
                     return Ok(());

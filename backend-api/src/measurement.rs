@@ -11,32 +11,47 @@ pub enum Kind {
     Gauge,
     /// A duration in seconds: summarised (count, sum, min, max, sum of squares).
     Timer,
+    /// A distribution of plain values in any unit (sizes, counts, queue
+    /// lengths): summarised as timers are. Not in Zibrato 0.2.
+    Histogram,
 }
 
 impl Kind {
-    /// The name written on the wire (`Counter`, `Gauge`, `Timer`).
+    /// Every kind, in wire order.
+    pub const ALL: [Kind; 4] = [Kind::Counter, Kind::Gauge, Kind::Timer, Kind::Histogram];
+
+    /// The name written on the wire (`Counter`, `Gauge`, `Timer`, `Histogram`).
     pub fn wire_name(self) -> &'static str {
         match self {
             Kind::Counter => "Counter",
             Kind::Gauge => "Gauge",
             Kind::Timer => "Timer",
+            Kind::Histogram => "Histogram",
         }
     }
 
-    /// The lower-case name used in output formats (`counter`, `gauge`, `timer`).
+    /// The lower-case name used in output formats (`counter`, `gauge`,
+    /// `timer`, `histogram`).
     pub fn lower_name(self) -> &'static str {
         match self {
             Kind::Counter => "counter",
             Kind::Gauge => "gauge",
             Kind::Timer => "timer",
+            Kind::Histogram => "histogram",
         }
     }
 
+    /// Whether measurements of this kind are summarised as a distribution
+    /// (timers and histograms).
+    pub fn is_distribution(self) -> bool {
+        matches!(self, Kind::Timer | Kind::Histogram)
+    }
+
     /// Reads a type field the way Zibrato 0.2 workers did: any case, singular or
-    /// plural (`Counter`, `counters`, `GAUGE`, `timers`).
+    /// plural (`Counter`, `counters`, `GAUGE`, `timers`, `histograms`).
     pub fn from_wire(field: &str) -> Option<Kind> {
         let singular = field.strip_suffix(['s', 'S']).unwrap_or(field);
-        [Kind::Counter, Kind::Gauge, Kind::Timer]
+        Kind::ALL
             .into_iter()
             .find(|kind| singular.eq_ignore_ascii_case(kind.wire_name()))
     }

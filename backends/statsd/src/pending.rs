@@ -104,7 +104,8 @@ impl Pending {
             Kind::Gauge => upsert(&mut self.gauges, key, self.max_series, value, |last| {
                 *last = value
             }),
-            Kind::Timer => {
+            // Until histograms are sent as `|h`.
+            Kind::Timer | Kind::Histogram => {
                 if value < 0.0 {
                     return Err(Refused::NegativeTimer(value));
                 }
