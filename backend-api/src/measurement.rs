@@ -1,5 +1,6 @@
 //! The measurement: what a client records and a backend receives.
 
+use crate::labels::Labels;
 use std::fmt;
 
 /// What a measurement measures, as Zibrato 0.2 named it on the wire.
@@ -70,11 +71,14 @@ pub struct Measurement<'a> {
     /// The level it was published at (`info`, `debug`, `crit`, …): the
     /// subscription topic.
     pub level: &'a str,
-    /// Counter, gauge or timer.
+    /// Counter, gauge, timer or histogram.
     pub kind: Kind,
-    /// The metric's name (`requests`, `db.query`).
+    /// The metric's name (`requests`, `db.query`), without its labels.
     pub name: &'a str,
-    /// The value; timers are in seconds.
+    /// Its labels (`method=GET;route=/api`), which with level, source and
+    /// name make up its series; [`Labels::NONE`] when it has none.
+    pub labels: Labels<'a>,
+    /// The value; timers are in seconds, histograms in any unit.
     pub value: f64,
     /// Unix seconds at which it was recorded.
     pub timestamp: i64,
