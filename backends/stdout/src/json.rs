@@ -104,7 +104,7 @@ fn write_number(out: &mut impl Write, value: f64) -> io::Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use zibrato_backend_api::testing::{counter, gauge, histogram, timer};
+    use zibrato_backend_api::testing::{counter, gauge, timer};
     use zibrato_backend_api::Measurement;
 
     fn json_of(measurements: &[Measurement<'_>], now: i64) -> String {
@@ -141,21 +141,7 @@ mod tests {
 
     #[test]
     fn labelled_series_have_tags_and_histograms_their_own_type() {
-        let got = json_of(
-            &[
-                counter("http.requests", 3.0)
-                    .with_source("web1")
-                    .with_labels("route=/api;method=GET"),
-                counter("http.requests", 4.0)
-                    .with_source("web1")
-                    .with_labels("method=GET;route=/api"),
-                counter("http.requests", 1.0).with_source("web1"),
-                histogram("payload.bytes", 1024.0).with_labels("route=/upload"),
-                histogram("payload.bytes", 5120.0).with_labels("route=/upload"),
-                timer("payload.bytes", 0.5),
-            ],
-            1764057600,
-        );
+        let got = json_of(&crate::test_support::labelled(), 1764057600);
         assert_eq!(
             got,
             concat!(

@@ -203,7 +203,7 @@ fn civil_from_days(days: i64) -> (i64, i64, i64) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use zibrato_backend_api::testing::{counter, gauge, histogram, timer};
+    use zibrato_backend_api::testing::{counter, gauge, timer};
     use zibrato_backend_api::Measurement;
 
     fn text_of(measurements: &[Measurement<'_>], now: i64) -> String {
@@ -236,22 +236,13 @@ mod tests {
 
     #[test]
     fn labels_follow_the_name_and_histograms_keep_their_unit() {
-        let got = text_of(
-            &[
-                counter("http.requests", 3.0)
-                    .with_source("web1")
-                    .with_labels("route=/api;method=GET"),
-                counter("http.requests", 4.0)
-                    .with_source("web1")
-                    .with_labels("method=GET;route=/api"),
-                histogram("payload.bytes", 1024.0).with_labels("route=/upload"),
-                histogram("payload.bytes", 5120.0).with_labels("route=/upload"),
-            ],
-            1764057600,
-        );
+        let got = text_of(&crate::test_support::labelled(), 1764057600);
         assert_eq!(
             got,
-            "2025-11-25T08:00:00Z info counter   http.requests;method=GET;route=/api source=web1 7\n\
+            "2025-11-25T08:00:00Z info counter   http.requests                       source=web1 1\n\
+             2025-11-25T08:00:00Z info counter   http.requests;method=GET;route=/api source=web1 7\n\
+             2025-11-25T08:00:00Z info timer     payload.bytes                       source=-    \
+             count=1 sum=500.000ms min=500.000ms max=500.000ms mean=500.000ms\n\
              2025-11-25T08:00:00Z info histogram payload.bytes;route=/upload         source=-    \
              count=2 sum=6144 min=1024 max=5120 mean=3072\n"
         );
