@@ -95,7 +95,7 @@ impl Equivalent<Series> for Parts<'_> {
         series.level() == self.level
             && series.source_text() == self.source
             && series.name() == self.name
-            && series.labels() == self.labels
+            && self.labels.eq_canonical(series.labels_text())
     }
 }
 
@@ -133,11 +133,16 @@ impl Series {
         &self.text[self.name_at as usize..self.labels_at as usize]
     }
 
+    #[inline]
+    fn labels_text(&self) -> &str {
+        &self.text[self.labels_at as usize..]
+    }
+
     /// Its labels, sorted by key: [`Labels::iter`] gives the `(key, value)`
     /// pairs in that order, [`Labels::as_str`] the canonical text
     /// (`method=GET;route=/api`, empty when there are none).
     pub fn labels(&self) -> Labels<'_> {
-        Labels::from_canonical(&self.text[self.labels_at as usize..])
+        Labels::from_canonical(self.labels_text())
     }
 }
 

@@ -335,6 +335,9 @@ impl PartialEq for Labels<'_> {
         if self.len != other.len {
             return false;
         }
+        if self.len == 0 {
+            return true;
+        }
         if self.text == other.text {
             return true;
         }
@@ -349,15 +352,32 @@ impl PartialEq for Labels<'_> {
 
 impl Eq for Labels<'_> {}
 
+impl Labels<'_> {
+    /// Whether these are the labels of `canonical`, a canonical text (as
+    /// [`Labels::from_canonical`] takes): a text comparison when these came
+    /// canonical too.
+    #[inline]
+    pub(crate) fn eq_canonical(&self, canonical: &str) -> bool {
+        if self.canonical {
+            // No labels, the common case, without a call to `memcmp`.
+            self.text.len() == canonical.len() && (canonical.is_empty() || self.text == canonical)
+        } else {
+            *self == Labels::from_canonical(canonical)
+        }
+    }
+}
+
 impl Hash for Labels<'_> {
     /// Hashes the canonical text, so that any order of the same labels
     /// hashes alike. Labels that came canonical (what clients send, and what
     /// a stored series holds) hash their text as it is, without sorting.
+    #[inline]
     fn hash<H: Hasher>(&self, state: &mut H) {
-        state.write_u8(self.len);
+        // No labels, the common case, hash as nothing at all.
         if self.len == 0 {
             return;
         }
+        state.write_u8(self.len);
         if self.canonical {
             state.write(self.text.as_bytes());
         } else {
@@ -527,6 +547,14 @@ mod tests {
         assert_eq!(stored.len(), 3);
         assert_eq!(stored, canonical);
         assert_eq!(hash(&stored), hash(&canonical));
+        assert!(canonical.eq_canonical("a=1;b=2;c=3"));
+        assert!(Labels::parse("c=3;b=2;a=1")
+            .unwrap()
+            .eq_canonical("a=1;b=2;c=3"));
+        assert!(!Labels::parse("c=3;b=2")
+            .unwrap()
+            .eq_canonical("a=1;b=2;c=3"));
+        assert!(!canonical.eq_canonical("a=1;b=2;c=4"));
         assert_eq!(Labels::from_canonical(""), Labels::NONE);
         assert_eq!(hash(&Labels::from_canonical("")), hash(&Labels::NONE));
         // Two canonical texts that differ are different labels.
