@@ -5,14 +5,28 @@
 //! ```text
 //! level|type|name|value|timestamp|source
 //! info|Counter|requests|5|1764057600|web1
+//! info|Counter|http.requests;method=GET;route=/api/users|1|1764057600|web1
+//! debug|Histogram|payload.bytes;route=/upload|5120|1764057600|not_specified
 //! ```
+//!
+//! - `type` is `Counter`, `Gauge`, `Timer` or `Histogram`, read in any case and
+//!   in the plural too (`counters`, `TIMERS`), as 0.2's workers did;
+//! - `name` may carry [labels](crate::labels) after its first `;`
+//!   (`key=value` pairs separated by `;`, in any order); a name field whose
+//!   labels break the rules makes the line malformed
+//!   ([`ParseError::BadLabels`]);
+//! - `value` is a finite decimal number; timers are in seconds;
+//! - `timestamp` is Unix seconds (a fraction is accepted and rounded down);
+//! - `source` is free text, and `not_specified` or empty means none.
 //!
 //! A frame carries one measurement, or several of the same level separated by
 //! `\n` (what Rust clients send when they have a backlog). Parsing borrows from
-//! the frame and never allocates on the success path.
+//! the frame and never allocates on the success path. [`encode`] writes labels
+//! sorted by key, as clients send them.
 
+use crate::labels::{LabelError, Labels, SEPARATOR};
 use crate::measurement::{Kind, Measurement, NO_SOURCE};
-use crate::sanitize::wire_field;
+use crate::sanitize::{wire_field, wire_name};
 use std::fmt;
 use std::io::Write as _;
 
@@ -31,9 +45,12 @@ pub enum ParseError {
     /// The name field is empty.
     #[error("empty name")]
     EmptyName,
-    /// The type is not counter, gauge or timer.
-    #[error("unknown type {0:?} (expected Counter, Gauge or Timer)")]
+    /// The type is not counter, gauge, timer or histogram.
+    #[error("unknown type {0:?} (expected Counter, Gauge, Timer or Histogram)")]
     UnknownType(String),
+    /// The labels after the name break the label rules.
+    #[error("bad labels: {0}")]
+    BadLabels(LabelError),
     /// The value is not a finite decimal number.
     #[error("value {0:?} is not a finite number")]
     BadValue(String),
@@ -90,7 +107,7 @@ pub fn parse_line(line: &str) -> Result<Measurement<'_>, ParseError> {
     // Separators are ASCII, so these are character boundaries.
     let level = &line[..seps[0]];
     let kind = &line[seps[0] + 1..seps[1]];
-    let name = &line[seps[1] + 1..seps[2]];
+    let name_field = &line[seps[1] + 1..seps[2]];
     let value = &line[seps[2] + 1..seps[3]];
     let timestamp = &line[seps[3] + 1..seps[4]];
     let source = &line[seps[4] + 1..];
@@ -101,7 +118,22 @@ pub fn parse_line(line: &str) -> Result<Measurement<'_>, ParseError> {
         "Counter" => Kind::Counter,
         "Gauge" => Kind::Gauge,
         "Timer" => Kind::Timer,
+        "Histogram" => Kind::Histogram,
         other => Kind::from_wire(other).ok_or_else(|| ParseError::UnknownType(excerpt(other)))?,
+    };
+    // A byte loop, not `split_once`: names are short, and the general
+    // searcher's set-up costs more than the scan.
+    let (name, labels) = match name_field.bytes().position(|b| b == SEPARATOR as u8) {
+        None => (name_field, Labels::NONE),
+        // `name;` has an empty label after its `;`, as `name;k=v;` has.
+        Some(at) if at + 1 == name_field.len() => {
+            return Err(ParseError::BadLabels(LabelError::NoEquals))
+        }
+        // `;` is ASCII: both sides are character boundaries.
+        Some(at) => (
+            &name_field[..at],
+            Labels::parse(&name_field[at + 1..]).map_err(ParseError::BadLabels)?,
+        ),
     };
     if name.is_empty() {
         return Err(ParseError::EmptyName);
@@ -126,6 +158,7 @@ pub fn parse_line(line: &str) -> Result<Measurement<'_>, ParseError> {
         level,
         kind,
         name,
+        labels,
         value,
         timestamp,
         source,
@@ -260,16 +293,25 @@ impl fmt::Display for Number {
 
 /// Appends one measurement as a wire line (without a line break) to `out`.
 ///
-/// Fields are made safe on the way: `|` and line breaks become `_`, an empty
-/// level or name becomes `_`, and a missing source is written as 0.2's
-/// `not_specified`. A non-finite value is written as `0` and a timestamp
-/// outside 1970–9999 as the nearest bound, so what is sent always parses.
+/// Fields are made safe on the way: `|` and line breaks become `_` (and `;`
+/// in the name, where it would start labels), an empty level or name becomes
+/// `_`, and a missing source is written as 0.2's `not_specified`. Labels follow
+/// the name sorted by key, each after a `;`. A non-finite value is written as
+/// `0` and a timestamp outside 1970–9999 as the nearest bound, so what is sent
+/// always parses.
 pub fn encode(out: &mut Vec<u8>, m: &Measurement<'_>) {
     out.extend_from_slice(wire_field(m.level).as_bytes());
     out.push(b'|');
     out.extend_from_slice(m.kind.wire_name().as_bytes());
     out.push(b'|');
-    out.extend_from_slice(wire_field(m.name).as_bytes());
+    out.extend_from_slice(wire_name(m.name).as_bytes());
+    // Checked labels hold no `|`, `;` or line break: written as they are.
+    for (key, value) in m.labels.sorted().iter() {
+        out.push(b';');
+        out.extend_from_slice(key.as_bytes());
+        out.push(b'=');
+        out.extend_from_slice(value.as_bytes());
+    }
     out.push(b'|');
     write_number(out, if m.value.is_finite() { m.value } else { 0.0 });
     out.push(b'|');
@@ -284,7 +326,7 @@ pub fn encode(out: &mut Vec<u8>, m: &Measurement<'_>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::measurement;
+    use crate::testing::{counter, measurement};
 
     #[test]
     fn parses_what_zibrato_0_2_clients_send() {
@@ -308,6 +350,9 @@ mod tests {
             ("gauge", Kind::Gauge),
             ("timers", Kind::Timer),
             ("TIMER", Kind::Timer),
+            ("Histogram", Kind::Histogram),
+            ("histograms", Kind::Histogram),
+            ("HISTOGRAM", Kind::Histogram),
         ] {
             let line = format!("info|{text}|x|1|0|s");
             assert_eq!(parse_line(&line).unwrap().kind, kind, "{text}");
@@ -321,10 +366,23 @@ mod tests {
             ("info|Counter|x|1|0|s|extra", ParseError::FieldCount(7)),
             ("|Counter|x|1|0|s", ParseError::EmptyLevel),
             (
-                "info|Histogram|x|1|0|s",
-                ParseError::UnknownType("Histogram".into()),
+                "info|Distribution|x|1|0|s",
+                ParseError::UnknownType("Distribution".into()),
             ),
             ("info|Counter||1|0|s", ParseError::EmptyName),
+            ("info|Counter|;k=v|1|0|s", ParseError::EmptyName),
+            (
+                "info|Counter|x;level=debug|1|0|s",
+                ParseError::BadLabels(LabelError::Reserved),
+            ),
+            (
+                "info|Counter|x;|1|0|s",
+                ParseError::BadLabels(LabelError::NoEquals),
+            ),
+            (
+                "info|Counter|x;k=v;k=w|1|0|s",
+                ParseError::BadLabels(LabelError::DuplicateKey),
+            ),
             (
                 "info|Counter|x|five|0|s",
                 ParseError::BadValue("five".into()),
@@ -352,6 +410,65 @@ mod tests {
         for (line, error) in cases {
             assert_eq!(parse_line(line).unwrap_err(), *error, "{line:?}");
         }
+    }
+
+    #[test]
+    fn labels_follow_the_name_in_any_order() {
+        let got = parse_line("info|Counter|http.requests;route=/api;method=GET|1|0|web1").unwrap();
+        assert_eq!(got.name, "http.requests");
+        assert_eq!(got.labels.len(), 2);
+        assert_eq!(got.labels, Labels::parse("method=GET;route=/api").unwrap());
+        assert_eq!(
+            got,
+            counter("http.requests", 1.0)
+                .with_source("web1")
+                .with_timestamp(0)
+                .with_labels("method=GET;route=/api")
+        );
+        // A value may hold '=' and any printable text.
+        let got = parse_line("info|Gauge|x;q=a=b;city=Zürich|1|0|s").unwrap();
+        assert_eq!(
+            got.labels.sorted().as_slice(),
+            [("city", "Zürich"), ("q", "a=b")]
+        );
+        // Without labels, nothing changes.
+        let got = parse_line("info|Counter|requests|1|0|s").unwrap();
+        assert!(got.labels.is_empty());
+    }
+
+    #[test]
+    fn labels_are_encoded_sorted_after_the_name() {
+        let mut out = Vec::new();
+        let m = counter("http.requests", 7.0)
+            .with_source("web1")
+            .with_labels("route=/api;method=GET;empty=");
+        encode(&mut out, &m);
+        assert_eq!(
+            out,
+            b"info|Counter|http.requests;method=GET;route=/api|7|1764057600|web1"
+        );
+        let text = std::str::from_utf8(&out).unwrap();
+        assert_eq!(parse_line(text).unwrap(), m);
+        // A ';' in the name would start labels: it is replaced.
+        out.clear();
+        encode(&mut out, &counter("a;b=c", 1.0));
+        assert_eq!(out, b"info|Counter|a_b=c|1|1764057600|not_specified");
+    }
+
+    #[test]
+    fn a_bad_label_text_skips_its_line_and_keeps_the_others() {
+        let frame =
+            b"info|Counter|a;k=v|1|0|s\ninfo|Counter|b;source=x|1|0|s\ninfo|Histogram|c;k=v|2|0|s";
+        let got: Vec<_> = parse_frame(frame).collect();
+        assert_eq!(got.len(), 3);
+        assert_eq!(got[0].as_ref().unwrap().name, "a");
+        assert_eq!(got[1], Err(ParseError::BadLabels(LabelError::Reserved)));
+        assert_eq!(
+            got[1].as_ref().unwrap_err().to_string(),
+            "bad labels: a label named 'level' or 'source' (reserved)"
+        );
+        let c = got[2].as_ref().unwrap();
+        assert_eq!((c.name, c.kind, c.labels.len()), ("c", Kind::Histogram, 1));
     }
 
     #[test]

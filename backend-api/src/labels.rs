@@ -158,7 +158,14 @@ pub struct Labels<'a> {
     text: &'a str,
     len: u8,
     sorted: bool,
+    /// Whether `text` is the canonical text itself (sorted, no empty
+    /// values), so that hashing and comparing can use it as it is.
+    canonical: bool,
 }
+
+/// The longest canonical label text: [`MAX_LABELS`] labels of the longest
+/// key and value, with their `=` and the `;` between them.
+pub const MAX_CANONICAL_BYTES: usize = MAX_LABELS * (MAX_KEY_BYTES + 1 + MAX_VALUE_BYTES + 1) - 1;
 
 impl<'a> Labels<'a> {
     /// No labels.
@@ -166,7 +173,25 @@ impl<'a> Labels<'a> {
         text: "",
         len: 0,
         sorted: true,
+        canonical: true,
     };
+
+    /// Labels over `text` that is known to be canonical: written by
+    /// [`Labels::write_canonical`] from checked labels. Nothing is checked.
+    pub(crate) fn from_canonical(text: &'a str) -> Labels<'a> {
+        let len = if text.is_empty() {
+            0
+        } else {
+            1 + text.bytes().filter(|&b| b == b';').count()
+        };
+        debug_assert!(len <= MAX_LABELS);
+        Labels {
+            text,
+            len: len as u8,
+            sorted: true,
+            canonical: true,
+        }
+    }
 
     /// Checks `text` (`key=value` pairs separated by `;`; empty for none)
     /// against the rules, without allocating.
@@ -174,6 +199,7 @@ impl<'a> Labels<'a> {
         let mut keys: [&str; MAX_LABELS] = [""; MAX_LABELS];
         let mut len = 0usize;
         let mut sorted = true;
+        let mut absent = false;
         if text.is_empty() {
             return Ok(Labels::NONE);
         }
@@ -182,6 +208,7 @@ impl<'a> Labels<'a> {
             check_key(key)?;
             check_value(value)?;
             if value.is_empty() {
+                absent = true;
                 continue;
             }
             if len == MAX_LABELS {
@@ -201,6 +228,7 @@ impl<'a> Labels<'a> {
             // At most MAX_LABELS, which fits.
             len: len as u8,
             sorted,
+            canonical: sorted && !absent,
         })
     }
 
@@ -256,6 +284,10 @@ impl<'a> Labels<'a> {
 
     /// Appends the canonical text to `out`.
     pub fn write_canonical(&self, out: &mut String) {
+        if self.canonical {
+            out.push_str(self.text);
+            return;
+        }
         for (i, (key, value)) in self.sorted().iter().enumerate() {
             if i > 0 {
                 out.push(SEPARATOR);
@@ -264,6 +296,31 @@ impl<'a> Labels<'a> {
             out.push('=');
             out.push_str(value);
         }
+    }
+
+    /// The canonical text, borrowed when the labels came canonical (sorted,
+    /// no empty values: what clients send), else written into `buffer`.
+    fn canonical_in<'b>(&self, buffer: &'b mut [u8; MAX_CANONICAL_BYTES]) -> &'b [u8]
+    where
+        'a: 'b,
+    {
+        if self.canonical {
+            return self.text.as_bytes();
+        }
+        let mut at = 0;
+        for (i, (key, value)) in self.sorted().iter().enumerate() {
+            let parts: [&[u8]; 4] = [
+                if i > 0 { b";" } else { b"" },
+                key.as_bytes(),
+                b"=",
+                value.as_bytes(),
+            ];
+            for part in parts {
+                buffer[at..at + part.len()].copy_from_slice(part);
+                at += part.len();
+            }
+        }
+        &buffer[..at]
     }
 }
 
@@ -278,8 +335,15 @@ impl PartialEq for Labels<'_> {
         if self.len != other.len {
             return false;
         }
+        if self.len == 0 {
+            return true;
+        }
         if self.text == other.text {
             return true;
+        }
+        if self.canonical && other.canonical {
+            // One canonical text per set of labels: different texts, different sets.
+            return false;
         }
         let (a, b) = (self.sorted(), other.sorted());
         a.iter().eq(b.iter())
@@ -288,16 +352,37 @@ impl PartialEq for Labels<'_> {
 
 impl Eq for Labels<'_> {}
 
+impl Labels<'_> {
+    /// Whether these are the labels of `canonical`, a canonical text (as
+    /// [`Labels::from_canonical`] takes): a text comparison when these came
+    /// canonical too.
+    #[inline]
+    pub(crate) fn eq_canonical(&self, canonical: &str) -> bool {
+        if self.canonical {
+            // No labels, the common case, without a call to `memcmp`.
+            self.text.len() == canonical.len() && (canonical.is_empty() || self.text == canonical)
+        } else {
+            *self == Labels::from_canonical(canonical)
+        }
+    }
+}
+
 impl Hash for Labels<'_> {
-    /// Hashes the present labels in key order, so that any order of the same
-    /// labels hashes alike.
+    /// Hashes the canonical text, so that any order of the same labels
+    /// hashes alike. Labels that came canonical (what clients send, and what
+    /// a stored series holds) hash their text as it is, without sorting.
+    #[inline]
     fn hash<H: Hasher>(&self, state: &mut H) {
+        // No labels, the common case, hash as nothing at all.
+        if self.len == 0 {
+            return;
+        }
         state.write_u8(self.len);
-        for (key, value) in self.sorted().iter() {
-            state.write(key.as_bytes());
-            state.write_u8(b'=');
-            state.write(value.as_bytes());
-            state.write_u8(b';');
+        if self.canonical {
+            state.write(self.text.as_bytes());
+        } else {
+            let mut buffer = [0u8; MAX_CANONICAL_BYTES];
+            state.write(self.canonical_in(&mut buffer));
         }
     }
 }
@@ -447,6 +532,58 @@ mod tests {
         assert_eq!(Labels::parse("=v"), Err(LabelError::EmptyKey));
         assert_eq!(Labels::parse("source=web1"), Err(LabelError::Reserved));
         assert_eq!(Labels::parse("a=x\ty"), Err(LabelError::BadValue));
+    }
+
+    #[test]
+    fn canonical_and_general_paths_hash_and_compare_alike() {
+        let canonical = Labels::parse("a=1;b=2;c=3").unwrap();
+        for other in ["c=3;a=1;b=2", "a=1;x=;b=2;c=3", "b=2;a=1;c=3;z="] {
+            let labels = Labels::parse(other).unwrap();
+            assert_eq!(labels, canonical, "{other}");
+            assert_eq!(hash(&labels), hash(&canonical), "{other}");
+            assert_eq!(labels.canonical(), canonical.as_str(), "{other}");
+        }
+        let stored = Labels::from_canonical("a=1;b=2;c=3");
+        assert_eq!(stored.len(), 3);
+        assert_eq!(stored, canonical);
+        assert_eq!(hash(&stored), hash(&canonical));
+        assert!(canonical.eq_canonical("a=1;b=2;c=3"));
+        assert!(Labels::parse("c=3;b=2;a=1")
+            .unwrap()
+            .eq_canonical("a=1;b=2;c=3"));
+        assert!(!Labels::parse("c=3;b=2")
+            .unwrap()
+            .eq_canonical("a=1;b=2;c=3"));
+        assert!(!canonical.eq_canonical("a=1;b=2;c=4"));
+        assert_eq!(Labels::from_canonical(""), Labels::NONE);
+        assert_eq!(hash(&Labels::from_canonical("")), hash(&Labels::NONE));
+        // Two canonical texts that differ are different labels.
+        assert_ne!(
+            Labels::parse("a=1;b=2").unwrap(),
+            Labels::parse("a=1;b=3").unwrap()
+        );
+    }
+
+    #[test]
+    fn the_longest_label_text_fits_the_canonical_buffer() {
+        let pairs: Vec<String> = (0..MAX_LABELS)
+            .rev()
+            .map(|i| {
+                format!(
+                    "{}={}",
+                    format!("k{i:02}").repeat(MAX_KEY_BYTES / 3) + "k",
+                    "v".repeat(MAX_VALUE_BYTES)
+                )
+            })
+            .collect();
+        let text = pairs.join(";");
+        let labels = Labels::parse(&text).unwrap();
+        assert!(!labels.is_sorted());
+        let mut sorted = pairs.clone();
+        sorted.sort();
+        let sorted = sorted.join(";");
+        assert!(sorted.len() <= MAX_CANONICAL_BYTES);
+        assert_eq!(hash(&labels), hash(&Labels::parse(&sorted).unwrap()));
     }
 
     #[test]

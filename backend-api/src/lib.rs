@@ -1,13 +1,16 @@
 //! The interface between Zibrato's worker host and its backend plugins, and
 //! everything backends share.
 //!
-//! - [`measurement`]: the [`Measurement`] type.
+//! - [`measurement`]: the [`Measurement`] type and its [`Kind`]s (counter,
+//!   gauge, timer, histogram).
 //! - [`labels`]: the key–value pairs that, with level, source and name, make
 //!   up a series: their rules, checked without allocating.
 //! - [`codec`]: Zibrato 0.2's wire format, `level|type|name|value|timestamp|source`,
-//!   one line per measurement, several lines of one level per frame.
-//! - [`aggregate`]: counter roll-up, timer summaries and gauge readings per
-//!   (level, source, name) over a flush interval.
+//!   with labels after the name (`name;key=value;key=value`), one line per
+//!   measurement, several lines of one level per frame.
+//! - [`aggregate`]: counter roll-up, timer and histogram summaries and gauge
+//!   readings per series, (level, source, name, labels), over a flush
+//!   interval.
 //! - [`sketch`]: quantiles from a mergeable, bounded sketch: a base-2
 //!   exponential histogram, as OpenTelemetry and Prometheus send them.
 //! - [`sanitize`]: names made safe for a destination's alphabet, and the

@@ -1,5 +1,6 @@
 //! The measurement: what a client records and a backend receives.
 
+use crate::labels::Labels;
 use std::fmt;
 
 /// What a measurement measures, as Zibrato 0.2 named it on the wire.
@@ -11,32 +12,47 @@ pub enum Kind {
     Gauge,
     /// A duration in seconds: summarised (count, sum, min, max, sum of squares).
     Timer,
+    /// A distribution of plain values in any unit (sizes, counts, queue
+    /// lengths): summarised as timers are. Not in Zibrato 0.2.
+    Histogram,
 }
 
 impl Kind {
-    /// The name written on the wire (`Counter`, `Gauge`, `Timer`).
+    /// Every kind, in wire order.
+    pub const ALL: [Kind; 4] = [Kind::Counter, Kind::Gauge, Kind::Timer, Kind::Histogram];
+
+    /// The name written on the wire (`Counter`, `Gauge`, `Timer`, `Histogram`).
     pub fn wire_name(self) -> &'static str {
         match self {
             Kind::Counter => "Counter",
             Kind::Gauge => "Gauge",
             Kind::Timer => "Timer",
+            Kind::Histogram => "Histogram",
         }
     }
 
-    /// The lower-case name used in output formats (`counter`, `gauge`, `timer`).
+    /// The lower-case name used in output formats (`counter`, `gauge`,
+    /// `timer`, `histogram`).
     pub fn lower_name(self) -> &'static str {
         match self {
             Kind::Counter => "counter",
             Kind::Gauge => "gauge",
             Kind::Timer => "timer",
+            Kind::Histogram => "histogram",
         }
     }
 
+    /// Whether measurements of this kind are summarised as a distribution
+    /// (timers and histograms).
+    pub fn is_distribution(self) -> bool {
+        matches!(self, Kind::Timer | Kind::Histogram)
+    }
+
     /// Reads a type field the way Zibrato 0.2 workers did: any case, singular or
-    /// plural (`Counter`, `counters`, `GAUGE`, `timers`).
+    /// plural (`Counter`, `counters`, `GAUGE`, `timers`, `histograms`).
     pub fn from_wire(field: &str) -> Option<Kind> {
         let singular = field.strip_suffix(['s', 'S']).unwrap_or(field);
-        [Kind::Counter, Kind::Gauge, Kind::Timer]
+        Kind::ALL
             .into_iter()
             .find(|kind| singular.eq_ignore_ascii_case(kind.wire_name()))
     }
@@ -55,11 +71,14 @@ pub struct Measurement<'a> {
     /// The level it was published at (`info`, `debug`, `crit`, …): the
     /// subscription topic.
     pub level: &'a str,
-    /// Counter, gauge or timer.
+    /// Counter, gauge, timer or histogram.
     pub kind: Kind,
-    /// The metric's name (`requests`, `db.query`).
+    /// The metric's name (`requests`, `db.query`), without its labels.
     pub name: &'a str,
-    /// The value; timers are in seconds.
+    /// Its labels (`method=GET;route=/api`), which with level, source and
+    /// name make up its series; [`Labels::NONE`] when it has none.
+    pub labels: Labels<'a>,
+    /// The value; timers are in seconds, histograms in any unit.
     pub value: f64,
     /// Unix seconds at which it was recorded.
     pub timestamp: i64,

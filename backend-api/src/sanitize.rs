@@ -46,6 +46,17 @@ pub fn wire_field(text: &str) -> Cow<'_, str> {
     sanitize(text, is_wire_char, '_', usize::MAX)
 }
 
+/// A name made safe for the wire's name field: as [`wire_field`], and `;`
+/// (which starts the labels there) becomes `_` too.
+pub fn wire_name(text: &str) -> Cow<'_, str> {
+    sanitize(
+        text,
+        |c| is_wire_char(c) && c != crate::labels::SEPARATOR,
+        '_',
+        usize::MAX,
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -58,6 +69,8 @@ mod tests {
     #[test]
     fn forbidden_characters_are_replaced() {
         assert_eq!(wire_field("a|b\nc\rd"), "a_b_c_d");
+        assert_eq!(wire_field("a;b"), "a;b");
+        assert_eq!(wire_name("a;b|c"), "a_b_c");
     }
 
     #[test]

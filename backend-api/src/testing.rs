@@ -1,10 +1,10 @@
 //! Help for testing a backend, as `metrics-util`'s `DebuggingRecorder` helps
 //! the authors of recorders: measurements made in one line ([`measurement`],
-//! or [`counter`], [`gauge`] and [`timer`] at level [`LEVEL`], with
-//! [`Measurement::with_source`], [`Measurement::with_timestamp`] and
-//! [`Measurement::with_level`] for the rest), a logger that discards
-//! ([`discard_logger`]), and a backend made from its settings JSON the way
-//! the worker makes it ([`backend`]).
+//! or [`counter`], [`gauge`], [`timer`] and [`histogram`] at level [`LEVEL`],
+//! with [`Measurement::with_source`], [`Measurement::with_labels`],
+//! [`Measurement::with_timestamp`] and [`Measurement::with_level`] for the
+//! rest), a logger that discards ([`discard_logger`]), and a backend made
+//! from its settings JSON the way the worker makes it ([`backend`]).
 //!
 //! ```
 //! use zibrato_backend_api::testing::{counter, timer};
@@ -13,6 +13,8 @@
 //! assert_eq!((m.level, m.name, m.value, m.source), ("info", "requests", 1.0, Some("web1")));
 //! let t = timer("db.query", 0.012).with_level("debug").with_timestamp(0);
 //! assert_eq!((t.level, t.timestamp, t.source), ("debug", 0, None));
+//! let l = counter("http.requests", 1.0).with_labels("route=/api;method=GET");
+//! assert_eq!(l.labels.canonical(), "method=GET;route=/api");
 //! ```
 //!
 //! [`backend`] shows a whole backend under test.
@@ -31,6 +33,7 @@
 //! loads. The logger and [`backend`] also need the `plugin` feature (on by
 //! default).
 
+use crate::labels::Labels;
 use crate::measurement::{Kind, Measurement};
 #[cfg(feature = "plugin")]
 use crate::{abi::LogLevel, backend::Backend, backend::BackendError, Logger};
@@ -41,11 +44,12 @@ use abi_stable::std_types::RStr;
 /// test prints is the same at every run.
 pub const TIMESTAMP: i64 = 1_764_057_600;
 
-/// The level [`counter`], [`gauge`] and [`timer`] give.
+/// The level [`counter`], [`gauge`], [`timer`] and [`histogram`] give.
 pub const LEVEL: &str = "info";
 
-/// A measurement at [`TIMESTAMP`] with no source; [`Measurement::with_source`]
-/// and [`Measurement::with_timestamp`] change those.
+/// A measurement at [`TIMESTAMP`] with no source and no labels;
+/// [`Measurement::with_source`], [`Measurement::with_labels`] and
+/// [`Measurement::with_timestamp`] change those.
 ///
 /// ```
 /// use zibrato_backend_api::testing::measurement;
@@ -59,6 +63,7 @@ pub fn measurement<'a>(level: &'a str, kind: Kind, name: &'a str, value: f64) ->
         level,
         kind,
         name,
+        labels: Labels::NONE,
         value,
         timestamp: TIMESTAMP,
         source: None,
@@ -80,7 +85,28 @@ pub fn timer(name: &str, seconds: f64) -> Measurement<'_> {
     measurement(LEVEL, Kind::Timer, name, seconds)
 }
 
+/// A histogram value at level [`LEVEL`], in any unit.
+pub fn histogram(name: &str, value: f64) -> Measurement<'_> {
+    measurement(LEVEL, Kind::Histogram, name, value)
+}
+
 impl<'a> Measurement<'a> {
+    /// The same measurement with the labels of `text` (`key=value` pairs
+    /// separated by `;`, in any order, as on the wire after the name).
+    /// Feature `testing`.
+    ///
+    /// # Panics
+    ///
+    /// When `text` breaks the label rules: a test's own labels are meant to
+    /// be valid, and a test of bad labels parses them with
+    /// [`Labels::parse`].
+    pub fn with_labels(self, text: &'a str) -> Measurement<'a> {
+        match Labels::parse(text) {
+            Ok(labels) => Measurement { labels, ..self },
+            Err(e) => panic!("test labels {text:?}: {e}"),
+        }
+    }
+
     /// The same measurement from `source` (`"web1"`, `Some("web1")` or `None`).
     /// Feature `testing`.
     pub fn with_source(self, source: impl Into<Option<&'a str>>) -> Measurement<'a> {

@@ -7,16 +7,21 @@
 //! - each gauge reading, with its own time;
 //! - a timer summary per (source, name) — `count`, `sum`, `min`, `max`,
 //!   `sum_squares` and no `value` — with the flush time, or with
-//!   `timers = "raw"` one plain gauge per measurement with its own time.
+//!   `timers = "raw"` one plain gauge per measurement with its own time;
+//! - a histogram summary per (source, name), as a timer's, always.
 //!
 //! Librato has no levels: series of one (source, name) at several levels are
-//! rolled up together, as are names that sanitising makes equal.
+//! rolled up together, as are names that sanitising makes equal. The legacy
+//! API this backend speaks has no labels either: they are folded into the
+//! name, sorted by key, each as `.key:value` (`http.requests.method:GET`), so
+//! that a labelled series stays apart from the unlabelled one.
 
 use crate::settings::Timers;
 use serde::Serialize;
 use std::borrow::Cow;
 use std::collections::BTreeMap;
-use zibrato_backend_api::aggregate::{GaugeReading, Snapshot};
+use zibrato_backend_api::aggregate::{GaugeReading, Snapshot, TimerTotal};
+use zibrato_backend_api::labels::Labels;
 use zibrato_backend_api::measurement::NO_SOURCE;
 use zibrato_backend_api::sanitize::sanitize;
 use zibrato_backend_api::{Measurement, Series, TimerSummary};
@@ -159,15 +164,35 @@ impl Naming {
         librato_name(name).into_owned()
     }
 
+    /// A metric name with its labels folded in, sorted by key, each as
+    /// `.key:value`, then sanitised as a name.
+    pub fn labelled_name(&self, name: &str, labels: Labels<'_>) -> String {
+        if labels.is_empty() {
+            return self.name(name);
+        }
+        let mut folded = String::with_capacity(name.len() + labels.as_str().len() + 1);
+        folded.push_str(name);
+        for (key, value) in labels.sorted().iter() {
+            folded.push('.');
+            folded.push_str(key);
+            folded.push(':');
+            folded.push_str(value);
+        }
+        self.name(&folded)
+    }
+
     /// The (source, name) of a series.
     pub fn key(&self, series: &Series) -> Key {
-        (self.source(series.source()), self.name(series.name()))
+        (
+            self.source(series.source()),
+            self.labelled_name(series.name(), series.labels()),
+        )
     }
 
     /// A raw timer measurement as a plain gauge with its own time.
     pub fn raw_timer(&self, m: &Measurement<'_>) -> Gauge {
         Gauge {
-            name: self.name(m.name),
+            name: self.labelled_name(m.name, m.labels),
             source: self.source(m.source),
             measure_time: m.timestamp,
             value: Value::Plain { value: m.value },
@@ -175,8 +200,8 @@ impl Naming {
     }
 }
 
-/// Counter totals and timer summaries per (source, name), waiting for their
-/// flush time.
+/// Counter totals and timer and histogram summaries per (source, name),
+/// waiting for their flush time.
 ///
 /// Librato keeps one value per series and second (a second measurement with
 /// the same name, source and time replaces the first), so two roll-ups in one
@@ -186,10 +211,12 @@ impl Naming {
 pub struct Rollup {
     counters: BTreeMap<Key, f64>,
     timers: BTreeMap<Key, TimerSummary>,
+    histograms: BTreeMap<Key, TimerSummary>,
 }
 
 impl Rollup {
-    /// Adds a snapshot's counters, and its timers when they are summarised.
+    /// Adds a snapshot's counters and histograms, and its timers when they
+    /// are summarised.
     pub fn add(&mut self, snapshot: &Snapshot, naming: &Naming, timers: Timers) {
         for counter in &snapshot.counters {
             *self
@@ -198,18 +225,14 @@ impl Rollup {
                 .or_default() += counter.total;
         }
         if timers == Timers::Summary {
-            for timer in &snapshot.timers {
-                self.timers
-                    .entry(naming.key(&timer.series))
-                    .and_modify(|s| merge(s, &timer.summary))
-                    .or_insert(timer.summary);
-            }
+            add_summaries(&mut self.timers, &snapshot.timers, naming);
         }
+        add_summaries(&mut self.histograms, &snapshot.histograms, naming);
     }
 
     /// How many gauges it would make.
     pub fn len(&self) -> usize {
-        self.counters.len() + self.timers.len()
+        self.counters.len() + self.timers.len() + self.histograms.len()
     }
 
     /// Whether it holds nothing.
@@ -217,7 +240,8 @@ impl Rollup {
         self.len() == 0
     }
 
-    /// Empties it into gauges measured at `time`: counters, then timers.
+    /// Empties it into gauges measured at `time`: counters, then timers, then
+    /// histograms.
     pub fn drain(&mut self, time: i64) -> Vec<Gauge> {
         let counters =
             std::mem::take(&mut self.counters)
@@ -228,8 +252,11 @@ impl Rollup {
                     measure_time: time,
                     value: Value::Plain { value: total },
                 });
-        let timers = std::mem::take(&mut self.timers)
+        let timers = std::mem::take(&mut self.timers);
+        let histograms = std::mem::take(&mut self.histograms);
+        let summaries = timers
             .into_iter()
+            .chain(histograms)
             .map(|((source, name), s)| Gauge {
                 name,
                 source,
@@ -242,7 +269,16 @@ impl Rollup {
                     sum_squares: s.sum_squares,
                 },
             });
-        counters.chain(timers).collect()
+        counters.chain(summaries).collect()
+    }
+}
+
+/// Merges `totals` into `into` per (source, name).
+fn add_summaries(into: &mut BTreeMap<Key, TimerSummary>, totals: &[TimerTotal], naming: &Naming) {
+    for total in totals {
+        into.entry(naming.key(&total.series))
+            .and_modify(|s| merge(s, &total.summary))
+            .or_insert(total.summary);
     }
 }
 
@@ -332,7 +368,7 @@ pub fn batches(mut gauges: Vec<Gauge>, size: usize) -> Vec<Vec<Gauge>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use zibrato_backend_api::testing::{counter, gauge, timer};
+    use zibrato_backend_api::testing::{counter, gauge, histogram, timer};
     use zibrato_backend_api::Aggregator;
 
     fn snapshot(measurements: &[Measurement<'_>]) -> Snapshot {
@@ -441,6 +477,57 @@ mod tests {
                 "count": 3, "sum": 3.0, "min": 0.5, "max": 1.5, "sum_squares": 3.5,
             })
         );
+    }
+
+    #[test]
+    fn histograms_become_summaries_even_with_raw_timers() {
+        let snap = snapshot(&[
+            histogram("payload.bytes", 1024.0),
+            histogram("payload.bytes", 5120.0),
+            timer("payload.bytes", 0.5),
+        ]);
+        let mut rollup = Rollup::default();
+        rollup.add(&snap, &Naming::default(), Timers::Raw);
+        let gauges = rollup.drain(7);
+        assert_eq!(
+            serde_json::to_value(&gauges).unwrap(),
+            serde_json::json!([{
+                "name": "payload.bytes", "measure_time": 7,
+                "count": 2, "sum": 6144.0, "min": 1024.0, "max": 5120.0,
+                "sum_squares": 27262976.0,
+            }])
+        );
+    }
+
+    #[test]
+    fn labels_are_folded_into_the_name_sorted_by_key() {
+        let snap = snapshot(&[
+            counter("http.requests", 1.0).with_labels("route=/api;method=GET"),
+            counter("http.requests", 2.0).with_labels("method=GET;route=/api"),
+            counter("http.requests", 4.0),
+            gauge("depth", 3.0).with_labels("queue=mail"),
+        ]);
+        let mut rollup = Rollup::default();
+        rollup.add(&snap, &Naming::default(), Timers::Summary);
+        let got: Vec<_> = rollup
+            .drain(7)
+            .into_iter()
+            .map(|g| (g.name, g.value))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("http.requests".to_string(), Value::Plain { value: 4.0 }),
+                (
+                    "http.requests.method:GET.route:_api".to_string(),
+                    Value::Plain { value: 3.0 }
+                ),
+            ]
+        );
+        let gauges = readings(&snap.gauges, &Naming::default());
+        assert_eq!(gauges[0].name, "depth.queue:mail");
+        let raw = Naming::default().raw_timer(&timer("t", 0.5).with_labels("b=2;a=1"));
+        assert_eq!(raw.name, "t.a:1.b:2");
     }
 
     #[test]

@@ -7,16 +7,16 @@ mod pending;
 mod settings;
 mod transport;
 
-pub use settings::{Protocol, Settings, TagStyle};
+pub use settings::{HistogramType, Protocol, Settings, TagStyle};
 
-use line::{milliseconds, write_gauge, write_line, Namer, COUNTER, TIMER};
+use line::{milliseconds, write_gauge, write_line, Namer, COUNTER, HISTOGRAM, TIMER};
 use packer::Packer;
-use pending::Pending;
+use pending::{Pending, Refused};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 use transport::Transport;
 use zibrato_backend_api::settings::SettingError;
-use zibrato_backend_api::{Backend, BackendError, FlushReport, Logger, Measurement};
+use zibrato_backend_api::{Backend, BackendError, FlushReport, Kind, Logger, Measurement};
 
 /// Chunk size for TCP: large writes, whatever `max_packet` says.
 const TCP_CHUNK: usize = 64 * 1024;
@@ -40,7 +40,7 @@ pub struct StatsdBackend {
 impl Backend for StatsdBackend {
     const NAME: &'static str = "statsd";
     const DESCRIPTION: &'static str =
-        "sends counters, gauges and timers to a statsd server over UDP (or TCP)";
+        "sends counters, gauges, timers and histograms to a statsd server over UDP (or TCP)";
     type Settings = Settings;
 
     fn new(settings: Settings, logger: Logger) -> Result<Self, BackendError> {
@@ -78,6 +78,12 @@ impl Backend for StatsdBackend {
     }
 
     fn post(&mut self, m: &Measurement<'_>) -> Result<(), BackendError> {
+        if m.kind == Kind::Histogram
+            && self.settings.histograms == HistogramType::Ms
+            && m.value < 0.0
+        {
+            return Err(BackendError::new(Refused::NegativeHistogram(m.value)));
+        }
         self.namer.write_key(&mut self.key, m);
         self.pending
             .add(&self.key, m.kind, m.value)
@@ -126,6 +132,18 @@ impl Backend for StatsdBackend {
             for seconds in samples {
                 entry.clear();
                 write_line(entry, key, milliseconds(*seconds), TIMER);
+                packer.push(entry, 1, &mut send);
+            }
+        }
+        // Histogram values go as they came: they are in their own unit.
+        let histogram_type = match self.settings.histograms {
+            HistogramType::Ms => TIMER,
+            HistogramType::H => HISTOGRAM,
+        };
+        for (key, samples) in &taken.histograms {
+            for value in samples {
+                entry.clear();
+                write_line(entry, key, *value, histogram_type);
                 packer.push(entry, 1, &mut send);
             }
         }

@@ -10,7 +10,11 @@
 //!   whitespace and control characters (each becomes `_`), as
 //!   [`statsd_name`] does; the source also has its dots replaced, so that a
 //!   host name (`web1.example.com`) stays one component of the hierarchy;
-//! - tag values lose the same characters and `,`, the tag separator.
+//! - tag values lose the same characters and `,`, the tag separator;
+//! - labels follow the name in Graphite's tag syntax, sorted by key
+//!   (`name;key=value;key=value`), which Etsy's statsd (0.9 and later) keeps
+//!   as a tagged series; label keys are statsd-safe already, label values
+//!   lose the characters names lose.
 
 use crate::settings::TagStyle;
 use std::borrow::Cow;
@@ -25,6 +29,8 @@ pub const COUNTER: &str = "c";
 pub const GAUGE: &str = "g";
 /// The statsd type marker of timers (milliseconds).
 pub const TIMER: &str = "ms";
+/// The statsd type marker of histograms, where the server has them.
+pub const HISTOGRAM: &str = "h";
 
 /// Builds series keys from measurements, following the settings.
 #[derive(Debug, Clone)]
@@ -74,9 +80,11 @@ impl Namer {
                     part(key, &source_part(source));
                 }
                 part(key, &statsd_name(m.name));
+                push_labels(key, m);
             }
             TagStyle::Dogstatsd => {
                 part(key, &statsd_name(m.name));
+                push_labels(key, m);
                 let mut sep = "|#";
                 if let Some(source) = source {
                     key.push_str(sep);
@@ -91,6 +99,17 @@ impl Namer {
                 }
             }
         }
+    }
+}
+
+/// Appends `m`'s labels to the name in `key`, sorted by key, as Graphite tags
+/// (`;key=value`): a labelled series stays apart from the unlabelled one.
+fn push_labels(key: &mut String, m: &Measurement<'_>) {
+    for (label, value) in m.labels.sorted().iter() {
+        key.push(';');
+        key.push_str(label);
+        key.push('=');
+        key.push_str(&statsd_name(value));
     }
 }
 
@@ -226,6 +245,30 @@ mod tests {
         assert_eq!(key(&namer, "requests", None), "app.requests");
         let k = key(&namer, "r", Some("a,b|c#d e"));
         assert_eq!(line(&k, 2.5, TIMER), "app.r:2.5|ms|#source:a_b_c_d_e");
+    }
+
+    #[test]
+    fn labels_follow_the_name_sorted_as_graphite_tags() {
+        let labelled = |namer: &Namer, labels: &'static str| {
+            let mut key = String::new();
+            let m = counter("http.requests", 1.0)
+                .with_source("web1")
+                .with_labels(labels);
+            namer.write_key(&mut key, &m);
+            key
+        };
+        let plain = Namer::new("app", TagStyle::None, false);
+        let sorted = labelled(&plain, "method=GET;route=/api v2");
+        assert_eq!(sorted, "app.web1.http.requests;method=GET;route=/api_v2");
+        assert_eq!(labelled(&plain, "route=/api v2;method=GET"), sorted);
+        assert_ne!(key(&plain, "http.requests", Some("web1")), sorted);
+        let tagged = Namer::new("app", TagStyle::Dogstatsd, false);
+        let k = labelled(&tagged, "route=/a:b;method=GET");
+        assert_eq!(k, "app.http.requests;method=GET;route=/a_b|#source:web1");
+        assert_eq!(
+            line(&k, 1.0, COUNTER),
+            "app.http.requests;method=GET;route=/a_b:1|c|#source:web1"
+        );
     }
 
     #[test]

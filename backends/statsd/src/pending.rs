@@ -4,15 +4,16 @@
 //!
 //! - counters: summed per key (statsd would sum them anyway);
 //! - gauges: the last value per key (statsd keeps only the last one);
-//! - timers: every sample, since statsd's percentiles, mean and standard
-//!   deviation need each one: a summary would falsify them.
+//! - timers and histograms: every sample, since statsd's percentiles, mean
+//!   and standard deviation need each one: a summary would falsify them.
 //!
 //! Series are keyed by their statsd key rather than by (level, source, name)
 //! so that whatever statsd would merge (levels left out of the name, names
 //! that sanitise alike) is merged here first and sent once.
 //!
 //! Memory is capped: at most `max_series` counter keys and as many gauge keys,
-//! and at most `max_pending` timer samples; what would pass a cap is refused.
+//! and at most `max_pending` timer and histogram samples together; what would
+//! pass a cap is refused.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -25,10 +26,13 @@ type Map<V> = HashMap<Box<str>, V, foldhash::fast::RandomState>;
 pub enum Refused {
     /// Its counter or gauge series would pass the series cap.
     SeriesCap(usize),
-    /// Its timer sample would pass the sample cap.
+    /// Its timer or histogram sample would pass the sample cap.
     SampleCap(usize),
     /// A timer value below zero, which statsd rejects as a bad line.
     NegativeTimer(f64),
+    /// A histogram value below zero, sent as a timer (`histograms = "ms"`),
+    /// which statsd rejects as a bad line.
+    NegativeHistogram(f64),
 }
 
 impl fmt::Display for Refused {
@@ -40,11 +44,17 @@ impl fmt::Display for Refused {
             ),
             Refused::SampleCap(max) => write!(
                 f,
-                "{max} timer samples already wait for the flush (max_pending): sample dropped"
+                "{max} timer and histogram samples already wait for the flush (max_pending): \
+                 sample dropped"
             ),
             Refused::NegativeTimer(value) => {
                 write!(f, "timer value {value} is negative: statsd would reject it")
             }
+            Refused::NegativeHistogram(value) => write!(
+                f,
+                "histogram value {value} is negative: statsd would reject it as a timer \
+                 (histograms = \"ms\"; \"h\" sends it)"
+            ),
         }
     }
 }
@@ -58,6 +68,8 @@ pub struct Taken {
     pub gauges: Vec<(Box<str>, f64)>,
     /// Timer samples, in seconds, in arrival order.
     pub timers: Vec<(Box<str>, Vec<f64>)>,
+    /// Histogram samples, as they came, in arrival order.
+    pub histograms: Vec<(Box<str>, Vec<f64>)>,
 }
 
 impl Taken {
@@ -68,6 +80,7 @@ impl Taken {
         self.counters.len()
             + self.gauges.len()
             + self.timers.iter().map(|(_, s)| s.len()).sum::<usize>()
+            + self.histograms.iter().map(|(_, s)| s.len()).sum::<usize>()
     }
 }
 
@@ -77,9 +90,33 @@ pub struct Pending {
     counters: Map<f64>,
     gauges: Map<f64>,
     timers: Map<Vec<f64>>,
-    samples: usize,
+    histograms: Map<Vec<f64>>,
+    samples: SampleCount,
     max_series: usize,
-    max_samples: usize,
+}
+
+/// Timer and histogram samples held, against their shared cap.
+#[derive(Debug)]
+struct SampleCount {
+    held: usize,
+    max: usize,
+}
+
+impl SampleCount {
+    /// Keeps `value` in `map` under `key` while under the cap.
+    fn push(&mut self, map: &mut Map<Vec<f64>>, key: &str, value: f64) -> Result<(), Refused> {
+        if self.held >= self.max {
+            return Err(Refused::SampleCap(self.max));
+        }
+        match map.get_mut(key) {
+            Some(samples) => samples.push(value),
+            None => {
+                map.insert(key.into(), vec![value]);
+            }
+        }
+        self.held += 1;
+        Ok(())
+    }
 }
 
 impl Pending {
@@ -89,13 +126,19 @@ impl Pending {
             counters: Map::default(),
             gauges: Map::default(),
             timers: Map::default(),
-            samples: 0,
+            histograms: Map::default(),
+            samples: SampleCount {
+                held: 0,
+                max: max_samples,
+            },
             max_series,
-            max_samples,
         }
     }
 
     /// Adds a measurement of series `key`. Allocates only for a new key.
+    /// Histogram values are taken as they are: whether statsd takes a
+    /// negative one depends on the type they are sent as, which the caller
+    /// knows.
     pub fn add(&mut self, key: &str, kind: Kind, value: f64) -> Result<(), Refused> {
         match kind {
             Kind::Counter => upsert(&mut self.counters, key, self.max_series, value, |total| {
@@ -108,24 +151,18 @@ impl Pending {
                 if value < 0.0 {
                     return Err(Refused::NegativeTimer(value));
                 }
-                if self.samples >= self.max_samples {
-                    return Err(Refused::SampleCap(self.max_samples));
-                }
-                match self.timers.get_mut(key) {
-                    Some(samples) => samples.push(value),
-                    None => {
-                        self.timers.insert(key.into(), vec![value]);
-                    }
-                }
-                self.samples += 1;
-                Ok(())
+                self.samples.push(&mut self.timers, key, value)
             }
+            Kind::Histogram => self.samples.push(&mut self.histograms, key, value),
         }
     }
 
     /// Whether nothing waits.
     pub fn is_empty(&self) -> bool {
-        self.counters.is_empty() && self.gauges.is_empty() && self.timers.is_empty()
+        self.counters.is_empty()
+            && self.gauges.is_empty()
+            && self.timers.is_empty()
+            && self.histograms.is_empty()
     }
 
     /// Takes everything, leaving the store empty.
@@ -135,11 +172,12 @@ impl Pending {
             list.sort_unstable_by(|a, b| a.0.cmp(&b.0));
             list
         }
-        self.samples = 0;
+        self.samples.held = 0;
         Taken {
             counters: sorted(&mut self.counters),
             gauges: sorted(&mut self.gauges),
             timers: sorted(&mut self.timers),
+            histograms: sorted(&mut self.histograms),
         }
     }
 }
@@ -178,6 +216,9 @@ mod tests {
         for v in [0.3, 0.1, 0.2] {
             p.add("t", Kind::Timer, v).unwrap();
         }
+        for v in [512.0, -3.0] {
+            p.add("t", Kind::Histogram, v).unwrap();
+        }
         let taken = p.take();
         assert_eq!(
             taken,
@@ -185,9 +226,10 @@ mod tests {
                 counters: vec![("a".into(), 3.5), ("b".into(), -1.0)],
                 gauges: vec![("g".into(), -4.0)],
                 timers: vec![("t".into(), vec![0.3, 0.1, 0.2])],
+                histograms: vec![("t".into(), vec![512.0, -3.0])],
             }
         );
-        assert_eq!(taken.lines(), 6);
+        assert_eq!(taken.lines(), 8);
         assert!(p.is_empty());
     }
 
@@ -200,6 +242,7 @@ mod tests {
         p.add("t", Kind::Timer, 1.0).unwrap();
         p.add("u", Kind::Timer, 1.0).unwrap();
         assert_eq!(p.add("t", Kind::Timer, 1.0), Err(Refused::SampleCap(2)));
+        assert_eq!(p.add("h", Kind::Histogram, 1.0), Err(Refused::SampleCap(2)));
         assert_eq!(
             p.add("t", Kind::Timer, -1.0),
             Err(Refused::NegativeTimer(-1.0))

@@ -37,9 +37,11 @@ pub struct Settings {
     pub include_level: bool,
     /// The most counter series and gauge series (each) held between flushes.
     pub max_series: usize,
-    /// The most timer samples held between flushes; samples past it are
-    /// dropped and counted.
+    /// The most timer and histogram samples held between flushes; samples
+    /// past it are dropped and counted.
     pub max_pending: usize,
+    /// The statsd type histograms are sent as: `"ms"` (the default) or `"h"`.
+    pub histograms: HistogramType,
 }
 
 impl Default for Settings {
@@ -54,6 +56,7 @@ impl Default for Settings {
             include_level: false,
             max_series: DEFAULT_MAX_SERIES,
             max_pending: DEFAULT_MAX_PENDING,
+            histograms: HistogramType::Ms,
         }
     }
 }
@@ -93,6 +96,20 @@ pub enum TagStyle {
     None,
     /// Into a DogStatsD tag: `prefix.name:1|c|#source:web1`.
     Dogstatsd,
+}
+
+/// The statsd type a histogram's samples are sent as, each with its raw value
+/// (never converted to milliseconds).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HistogramType {
+    /// `|ms`, statsd's timer type: the only distribution Etsy's statsd
+    /// knows (it counts an unknown type such as `h` as a counter). Negative
+    /// values are refused, as statsd would refuse them.
+    #[default]
+    Ms,
+    /// `|h`, the histogram type of DogStatsD, Telegraf and statsd_exporter.
+    H,
 }
 
 /// How lines travel to statsd.

@@ -5,7 +5,7 @@ use abi_stable::std_types::RStr;
 use std::net::UdpSocket;
 use std::sync::Mutex;
 use zibrato_backend_api::settings::from_json;
-use zibrato_backend_api::testing::{backend_with_logger, counter, gauge, timer};
+use zibrato_backend_api::testing::{backend_with_logger, counter, gauge, histogram, timer};
 use zibrato_backend_api::LogLevel;
 
 static WARNINGS: Mutex<Vec<String>> = Mutex::new(Vec::new());
@@ -84,6 +84,7 @@ fn assert_grammatical(line: &str) {
     match kind {
         "c" | "g" => {}
         "ms" => assert!(value >= 0.0, "negative timer in {line:?}"),
+        "h" => {}
         other => panic!("bad type {other:?} in {line:?}"),
     }
     if let Some(tags) = tags {
@@ -129,6 +130,59 @@ fn counters_gauges_and_timers_become_statsd_lines() {
     );
     assert_eq!(b.flush(0).unwrap(), FlushReport::default());
     assert!(statsd.datagrams().is_empty());
+}
+
+#[test]
+fn histograms_send_every_raw_value_as_timers_or_as_h() {
+    let statsd = Receiver::new();
+    let mut b = statsd.backend("");
+    for value in [1024.0, 5120.0] {
+        b.post(&histogram("payload.bytes", value)).unwrap();
+    }
+    b.post(&timer("payload.bytes", 0.5)).unwrap();
+    let e = b.post(&histogram("delta", -3.0)).unwrap_err().to_string();
+    assert!(e.contains("negative") && e.contains("histograms"), "{e}");
+    assert_eq!(b.flush(0).unwrap().flushed, 3);
+    assert_eq!(
+        statsd.lines(),
+        vec![
+            "payload.bytes:500|ms",
+            "payload.bytes:1024|ms",
+            "payload.bytes:5120|ms"
+        ]
+    );
+    let mut b = statsd.backend(r#""histograms":"h""#);
+    b.post(&histogram("payload.bytes", 1024.0).with_source("web1"))
+        .unwrap();
+    b.post(&histogram("delta", -3.5)).unwrap();
+    b.flush(0).unwrap();
+    let lines = statsd.lines();
+    assert_eq!(lines, vec!["delta:-3.5|h", "web1.payload.bytes:1024|h"]);
+    lines.iter().for_each(|l| assert_grammatical(l));
+}
+
+#[test]
+fn labelled_series_are_apart_from_unlabelled_ones_whatever_the_label_order() {
+    let statsd = Receiver::new();
+    let mut b = statsd.backend(r#""prefix":"app""#);
+    b.post(&counter("requests", 1.0).with_labels("route=/api;method=GET"))
+        .unwrap();
+    b.post(&counter("requests", 2.0).with_labels("method=GET;route=/api"))
+        .unwrap();
+    b.post(&counter("requests", 4.0)).unwrap();
+    b.post(&histogram("size", 7.0).with_labels("route=/api"))
+        .unwrap();
+    b.flush(0).unwrap();
+    let lines = statsd.lines();
+    assert_eq!(
+        lines,
+        vec![
+            "app.requests:4|c",
+            "app.requests;method=GET;route=/api:3|c",
+            "app.size;route=/api:7|ms",
+        ]
+    );
+    lines.iter().for_each(|l| assert_grammatical(l));
 }
 
 #[test]
@@ -329,8 +383,11 @@ fn settings_have_documented_defaults_and_bad_ones_name_their_key() {
         ("127.0.0.1", 8125, 1432)
     );
     assert_eq!((s.tags, s.protocol), (TagStyle::None, Protocol::Udp));
+    assert_eq!(s.histograms, HistogramType::Ms);
     let e = from_json::<Settings>(r#"{"tags":"influx"}"#).unwrap_err();
     assert_eq!(e.key, "tags");
+    let e = from_json::<Settings>(r#"{"histograms":"hist"}"#).unwrap_err();
+    assert_eq!(e.key, "histograms");
     let e = from_json::<Settings>(r#"{"max_pakcet":512}"#).unwrap_err();
     assert_eq!(e.key, "max_pakcet");
     let e = backend(r#"{"max_packet":10}"#).unwrap_err().to_string();

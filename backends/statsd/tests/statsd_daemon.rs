@@ -297,6 +297,54 @@ fn dogstatsd_tags_reach_statsd_as_tagged_keys() {
 }
 
 #[test]
+fn labelled_series_and_histograms_reach_statsd_as_tagged_keys_and_raw_samples() {
+    let statsd = Statsd::start();
+    let broker = Broker::start();
+    let _worker = worker(&broker, &statsd, &["--set", "statsd.prefix=zt"]);
+    let publisher = Publisher::connect(&broker);
+    statsd.probe(&publisher, &format!("zt.{PROBE_NAME}"));
+
+    publisher.send(line(
+        "Counter",
+        "requests;route=/api;method=GET",
+        "2",
+        "web1",
+    ));
+    publisher.send(line(
+        "Counter",
+        "requests;method=GET;route=/api",
+        "3",
+        "web1",
+    ));
+    publisher.send(line("Counter", "requests", "10", "web1"));
+    for bytes in ["1024", "5120"] {
+        publisher.send(line(
+            "Histogram",
+            "payload.bytes;route=/upload",
+            bytes,
+            "web1",
+        ));
+    }
+    // Etsy's statsd keeps `;` and `=` in a key and turns `/` into `-`.
+    let totals = statsd.wait("the labelled counter and the histogram", |t| {
+        t.counter("zt.web1.requests;method=GET;route=-api") >= 5.0
+            && t.counter("zt.web1.requests") >= 10.0
+            && t.timer("zt.web1.payload.bytes;route=-upload").len() >= 2
+    });
+    assert_eq!(
+        totals.counter("zt.web1.requests;method=GET;route=-api"),
+        5.0
+    );
+    assert_eq!(totals.counter("zt.web1.requests"), 10.0);
+    assert_eq!(
+        totals.timer("zt.web1.payload.bytes;route=-upload"),
+        vec![1024.0, 5120.0],
+        "histogram values as they came, not converted to milliseconds"
+    );
+    statsd.assert_no_bad_lines(&totals);
+}
+
+#[test]
 fn tcp_lines_reach_statsd() {
     let statsd = Statsd::start();
     let broker = Broker::start();

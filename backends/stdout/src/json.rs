@@ -4,22 +4,29 @@
 //! ```text
 //! {"time":1764057600,"level":"info","type":"counter","name":"requests","source":"web1","value":42}
 //! {"time":1764057601,"level":"crit","type":"gauge","name":"queue.depth","source":null,"value":123}
+//! {"time":1764057600,"level":"info","type":"counter","name":"http.requests","source":"web1","tags":{"method":"GET","route":"/api"},"value":7}
 //! {"time":1764057600,"level":"debug","type":"timer","name":"db.query","source":null,"count":3,"sum":0.03,"min":0.009,"max":0.012}
+//! {"time":1764057600,"level":"info","type":"histogram","name":"payload.bytes","source":null,"tags":{"route":"/upload"},"count":2,"sum":6144,"min":1024,"max":5120}
 //! ```
 //!
-//! The fields always come in this order. `time` is the flush time for counters
-//! and timers and the reading's own time for gauges; `source` is `null` when
-//! the client gave none. Timer values are in seconds. Numbers are written as the
-//! wire writes them (`42`, not `42.0`); a total that overflowed to infinity is
-//! written as `null`, since JSON has no infinity.
+//! The fields always come in this order. `time` is the flush time for
+//! counters, timers and histograms and the reading's own time for gauges;
+//! `source` is `null` when the client gave none; `tags` holds a labelled
+//! series' labels, sorted by key, and is left out for a series without
+//! labels. Timer values are in seconds, histogram values in their own unit.
+//! Numbers are written as the wire writes them (`42`, not `42.0`); a total
+//! that overflowed to infinity is written as `null`, since JSON has no
+//! infinity.
 
 use crate::source_of;
 use std::io::{self, Write};
+use zibrato_backend_api::aggregate::TimerTotal;
 use zibrato_backend_api::codec::Number;
 use zibrato_backend_api::{Kind, Series, Snapshot};
 
-/// Writes `snapshot` as JSON lines: counters, then gauges, then timers, each in
-/// the snapshot's order. `now` is the flush time, in Unix seconds.
+/// Writes `snapshot` as JSON lines: counters, then gauges, then timers, then
+/// histograms, each in the snapshot's order. `now` is the flush time, in Unix
+/// seconds.
 pub fn write_snapshot(out: &mut impl Write, snapshot: &Snapshot, now: i64) -> io::Result<()> {
     for counter in &snapshot.counters {
         write_head(out, now, Kind::Counter, &counter.series)?;
@@ -34,20 +41,29 @@ pub fn write_snapshot(out: &mut impl Write, snapshot: &Snapshot, now: i64) -> io
         out.write_all(b"}\n")?;
     }
     for timer in &snapshot.timers {
-        let summary = &timer.summary;
-        write_head(out, now, Kind::Timer, &timer.series)?;
-        write!(out, ",\"count\":{},\"sum\":", summary.count)?;
-        write_number(out, summary.sum)?;
-        out.write_all(b",\"min\":")?;
-        write_number(out, summary.min)?;
-        out.write_all(b",\"max\":")?;
-        write_number(out, summary.max)?;
-        out.write_all(b"}\n")?;
+        write_summary(out, now, Kind::Timer, timer)?;
+    }
+    for histogram in &snapshot.histograms {
+        write_summary(out, now, Kind::Histogram, histogram)?;
     }
     Ok(())
 }
 
-/// Writes the opening brace and the fields every line shares, up to `source`.
+/// Writes the line of a timer's or a histogram's summary.
+fn write_summary(out: &mut impl Write, now: i64, kind: Kind, total: &TimerTotal) -> io::Result<()> {
+    let summary = &total.summary;
+    write_head(out, now, kind, &total.series)?;
+    write!(out, ",\"count\":{},\"sum\":", summary.count)?;
+    write_number(out, summary.sum)?;
+    out.write_all(b",\"min\":")?;
+    write_number(out, summary.min)?;
+    out.write_all(b",\"max\":")?;
+    write_number(out, summary.max)?;
+    out.write_all(b"}\n")
+}
+
+/// Writes the opening brace and the fields every line shares, up to `source`
+/// and, for a labelled series, `tags`.
 fn write_head(out: &mut impl Write, time: i64, kind: Kind, series: &Series) -> io::Result<()> {
     write!(out, "{{\"time\":{time},\"level\":")?;
     write_string(out, series.level())?;
@@ -55,9 +71,23 @@ fn write_head(out: &mut impl Write, time: i64, kind: Kind, series: &Series) -> i
     write_string(out, series.name())?;
     out.write_all(b",\"source\":")?;
     match source_of(series) {
-        Some(source) => write_string(out, source),
-        None => out.write_all(b"null"),
+        Some(source) => write_string(out, source)?,
+        None => out.write_all(b"null")?,
     }
+    let labels = series.labels();
+    if labels.is_empty() {
+        return Ok(());
+    }
+    out.write_all(b",\"tags\":{")?;
+    for (i, (key, value)) in labels.iter().enumerate() {
+        if i > 0 {
+            out.write_all(b",")?;
+        }
+        write_string(out, key)?;
+        out.write_all(b":")?;
+        write_string(out, value)?;
+    }
+    out.write_all(b"}")
 }
 
 fn write_string(out: &mut impl Write, text: &str) -> io::Result<()> {
@@ -107,6 +137,31 @@ mod tests {
                 "\n",
             )
         );
+    }
+
+    #[test]
+    fn labelled_series_have_tags_and_histograms_their_own_type() {
+        let got = json_of(&crate::test_support::labelled(), 1764057600);
+        assert_eq!(
+            got,
+            concat!(
+                r#"{"time":1764057600,"level":"info","type":"counter","name":"http.requests","source":"web1","value":1}"#,
+                "\n",
+                r#"{"time":1764057600,"level":"info","type":"counter","name":"http.requests","source":"web1","tags":{"method":"GET","route":"/api"},"value":7}"#,
+                "\n",
+                r#"{"time":1764057600,"level":"info","type":"timer","name":"payload.bytes","source":null,"count":1,"sum":0.5,"min":0.5,"max":0.5}"#,
+                "\n",
+                r#"{"time":1764057600,"level":"info","type":"histogram","name":"payload.bytes","source":null,"tags":{"route":"/upload"},"count":2,"sum":6144,"min":1024,"max":5120}"#,
+                "\n",
+            )
+        );
+    }
+
+    #[test]
+    fn label_values_are_escaped_as_json_strings() {
+        let got = json_of(&[counter("x", 1.0).with_labels(r#"q=say "hi"\now"#)], 7);
+        let value: serde_json::Value = serde_json::from_str(got.trim_end()).unwrap();
+        assert_eq!(value["tags"]["q"], r#"say "hi"\now"#);
     }
 
     #[test]

@@ -96,7 +96,25 @@ fn source_of(series: &Series) -> Option<&str> {
 /// What the format tests share: what a format writes for measurements.
 #[cfg(test)]
 mod test_support {
+    use zibrato_backend_api::testing::{counter, histogram, timer};
     use zibrato_backend_api::{Aggregator, Measurement};
+
+    /// Labelled and unlabelled series, labels in two orders, and a timer and a
+    /// histogram of one name: what both formats' label tests print.
+    pub fn labelled() -> Vec<Measurement<'static>> {
+        vec![
+            counter("http.requests", 3.0)
+                .with_source("web1")
+                .with_labels("route=/api;method=GET"),
+            counter("http.requests", 4.0)
+                .with_source("web1")
+                .with_labels("method=GET;route=/api"),
+            counter("http.requests", 1.0).with_source("web1"),
+            histogram("payload.bytes", 1024.0).with_labels("route=/upload"),
+            histogram("payload.bytes", 5120.0).with_labels("route=/upload"),
+            timer("payload.bytes", 0.5),
+        ]
+    }
 
     /// What `format` writes at `now` for `measurements` aggregated.
     pub fn written(format: crate::Format, measurements: &[Measurement<'_>], now: i64) -> String {

@@ -7,20 +7,30 @@
 //! 2025-11-25T08:00:00Z debug timer   db.query    source=-    count=3 sum=30.000ms min=9.000ms max=12.000ms mean=10.000ms
 //! ```
 //!
+//! and with labels and a histogram:
+//!
+//! ```text
+//! 2025-11-25T08:00:00Z info counter   http.requests;method=GET;route=/api source=web1 7
+//! 2025-11-25T08:00:00Z info histogram payload.bytes;route=/upload         source=-    count=2 sum=6144 min=1024 max=5120 mean=3072
+//! ```
+//!
 //! Columns, separated by spaces:
 //!
-//! 1. the time, RFC 3339 in UTC: the flush time for counters and timers, the
-//!    reading's own time for gauges;
+//! 1. the time, RFC 3339 in UTC: the flush time for counters, timers and
+//!    histograms, the reading's own time for gauges;
 //! 2. the level;
-//! 3. the type: `counter`, `gauge` or `timer`;
-//! 4. the name;
+//! 3. the type: `counter`, `gauge`, `timer` or `histogram`;
+//! 4. the name, and a labelled series' labels after it as the wire carries
+//!    them, sorted by key: `name;key=value;key=value`;
 //! 5. `source=` and the source, or `source=-` when the client gave none;
 //! 6. the value: a counter's total over the interval or a gauge's reading,
 //!    written as the wire writes numbers (`42`, `0.5`); for a timer, its
 //!    summary over the interval **in milliseconds**, with three decimals
-//!    (microseconds): `count=N sum=…ms min=…ms max=…ms mean=…ms`.
+//!    (microseconds): `count=N sum=…ms min=…ms max=…ms mean=…ms`; for a
+//!    histogram, its summary in the values' own unit, written as numbers are:
+//!    `count=N sum=… min=… max=… mean=…`.
 //!
-//! The level, name and source columns are padded to the widest value of the
+//! The level, type, name and source columns are padded to the widest value of the
 //! flush, so each flush reads as a table. Control characters in them are
 //! printed escaped (`\t`, `\u{1b}`) so that a name cannot break a line or drive
 //! the terminal. Lines never end in spaces.
@@ -30,10 +40,12 @@ use std::borrow::Cow;
 use std::fmt;
 use std::io::{self, Write};
 use zibrato_backend_api::codec::Number;
+use zibrato_backend_api::labels::SEPARATOR;
 use zibrato_backend_api::{Kind, Series, Snapshot};
 
-/// Writes `snapshot` as aligned text lines: counters, then gauges, then timers,
-/// each in the snapshot's order. `now` is the flush time, in Unix seconds.
+/// Writes `snapshot` as aligned text lines: counters, then gauges, then
+/// timers, then histograms, each in the snapshot's order. `now` is the flush
+/// time, in Unix seconds.
 pub fn write_snapshot(out: &mut impl Write, snapshot: &Snapshot, now: i64) -> io::Result<()> {
     let counters = snapshot
         .counters
@@ -55,16 +67,33 @@ pub fn write_snapshot(out: &mut impl Write, snapshot: &Snapshot, now: i64) -> io
         );
         Row::new(now, Kind::Timer, &t.series, value)
     });
-    let rows: Vec<Row<'_>> = counters.chain(gauges).chain(timers).collect();
+    let histograms = snapshot.histograms.iter().map(|h| {
+        let s = &h.summary;
+        let value = format!(
+            "count={} sum={} min={} max={} mean={}",
+            s.count,
+            Number(s.sum),
+            Number(s.min),
+            Number(s.max),
+            Number(s.mean())
+        );
+        Row::new(now, Kind::Histogram, &h.series, value)
+    });
+    let rows: Vec<Row<'_>> = counters
+        .chain(gauges)
+        .chain(timers)
+        .chain(histograms)
+        .collect();
 
     let width = |column: fn(&Row<'_>) -> usize| rows.iter().map(column).max().unwrap_or(0);
     let level_width = width(|row| row.level.chars().count());
+    let kind_width = width(|row| row.kind.lower_name().len());
     let name_width = width(|row| row.name.chars().count());
     let source_width = width(|row| row.source.chars().count());
     for row in &rows {
         writeln!(
             out,
-            "{} {:<level_width$} {:<7} {:<name_width$} source={:<source_width$} {}",
+            "{} {:<level_width$} {:<kind_width$} {:<name_width$} source={:<source_width$} {}",
             Utc(row.time),
             row.level,
             row.kind.lower_name(),
@@ -92,11 +121,26 @@ impl<'a> Row<'a> {
             time,
             level: printable(series.level()),
             kind,
-            name: printable(series.name()),
+            name: printable_name(series),
             source: source_of(series).map_or(Cow::Borrowed("-"), printable),
             value,
         }
     }
+}
+
+/// The name, and the labels after it as on the wire (`name;k=v;k=v`).
+fn printable_name(series: &Series) -> Cow<'_, str> {
+    let labels = series.labels();
+    if labels.is_empty() {
+        return printable(series.name());
+    }
+    // Label values hold no control characters: only the name needs escaping.
+    Cow::Owned(format!(
+        "{}{}{}",
+        printable(series.name()),
+        SEPARATOR,
+        labels.as_str()
+    ))
 }
 
 /// `text` with control characters escaped, borrowed when there are none.
@@ -187,6 +231,20 @@ mod tests {
              2025-11-25T08:00:01Z crit  gauge   queue.depth source=-    123\n\
              2025-11-25T08:00:00Z debug timer   db.query    source=-    \
              count=3 sum=30.000ms min=9.000ms max=12.000ms mean=10.000ms\n"
+        );
+    }
+
+    #[test]
+    fn labels_follow_the_name_and_histograms_keep_their_unit() {
+        let got = text_of(&crate::test_support::labelled(), 1764057600);
+        assert_eq!(
+            got,
+            "2025-11-25T08:00:00Z info counter   http.requests                       source=web1 1\n\
+             2025-11-25T08:00:00Z info counter   http.requests;method=GET;route=/api source=web1 7\n\
+             2025-11-25T08:00:00Z info timer     payload.bytes                       source=-    \
+             count=1 sum=500.000ms min=500.000ms max=500.000ms mean=500.000ms\n\
+             2025-11-25T08:00:00Z info histogram payload.bytes;route=/upload         source=-    \
+             count=2 sum=6144 min=1024 max=5120 mean=3072\n"
         );
     }
 
