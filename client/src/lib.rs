@@ -120,11 +120,13 @@ extern crate self as zibrato;
 // Making a client, and the handle every form is called on.
 mod builder;
 mod client;
+mod forms;
 mod global;
 mod guards;
 
 // What a recording call does on the calling thread.
 mod clock;
+mod labels;
 mod line;
 mod local;
 mod record;
@@ -149,8 +151,9 @@ pub mod __private;
 
 pub use builder::{Builder, Error};
 pub use client::{MetricValue, Zibrato};
+pub use forms::{Labelled, Sourced};
 pub use global::{default_client, flush_default, set_default};
-pub use guards::{CountGuard, Sourced, Timer};
+pub use guards::{CountGuard, Timer};
 pub use stats::Stats;
 pub use zibrato_backend_api::endpoint::{DEFAULT_HOST, DEFAULT_PORT};
 pub use zibrato_backend_api::Kind;
