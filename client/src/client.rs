@@ -232,14 +232,14 @@ impl Zibrato {
     ///
     /// - a label whose key breaks the rules (ASCII letters, digits, `_`, `.`,
     ///   `-`, starting with a letter or `_`, at most
-    ///   [`MAX_KEY_BYTES`](zibrato_backend_api::labels::MAX_KEY_BYTES)), whose
+    ///   [`MAX_KEY_BYTES`](crate::limits::MAX_KEY_BYTES)), whose
     ///   key is reserved (`level`, `source`), whose key was given before (the
     ///   first is kept), or that comes after
-    ///   [`MAX_LABELS`](zibrato_backend_api::labels::MAX_LABELS) others is
+    ///   [`MAX_LABELS`](crate::limits::MAX_LABELS) others is
     ///   dropped: [`Stats::labels_dropped`];
     /// - in a value, `|`, `;`, line breaks and other control characters are
     ///   replaced with `_`, and a value longer than
-    ///   [`MAX_VALUE_BYTES`](zibrato_backend_api::labels::MAX_VALUE_BYTES) is
+    ///   [`MAX_VALUE_BYTES`](crate::limits::MAX_VALUE_BYTES) is
     ///   cut there, at a character boundary: [`Stats::labels_repaired`];
     /// - a label with an empty value is absent: skipped, not counted.
     ///

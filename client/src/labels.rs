@@ -10,7 +10,12 @@
 //! there (at a character boundary). Each is counted ([`LabelCounts`]); an
 //! empty value is the label's absence and is skipped without a count.
 
-use zibrato_backend_api::labels::{check_key, is_value_char, MAX_LABELS, MAX_VALUE_BYTES};
+use std::cmp::Ordering;
+#[cfg(doc)]
+use zibrato_backend_api::labels::{is_key_byte, is_key_start};
+use zibrato_backend_api::labels::{
+    is_value_char, MAX_KEY_BYTES, MAX_LABELS, MAX_VALUE_BYTES, RESERVED_KEYS,
+};
 
 /// Labels as a caller gives them: `(key, value)` pairs, in any order.
 pub(crate) type Pairs<'a> = &'a [(&'a str, &'a str)];
@@ -42,7 +47,10 @@ impl Order {
     /// Picks and orders the labels to send, counting in `counts` those
     /// dropped. A sorted `given` (what a static slice usually is, and what
     /// the attribute macros pass) costs one key comparison per label.
-    #[inline]
+    ///
+    /// Inlined into its caller, so that the positions are not copied (read
+    /// back whole just after being written piecewise, which stalls).
+    #[inline(always)]
     pub(crate) fn of(given: Pairs, counts: &mut LabelCounts) -> Order {
         let mut order = Order {
             at: [0; MAX_LABELS],
@@ -57,22 +65,35 @@ impl Order {
                 counts.dropped += 1;
                 continue;
             };
-            if check_key(key).is_err() {
+            if !key_is_valid(key) {
                 counts.dropped += 1;
                 continue;
             }
             // Insertion into the sorted positions, from the end: stable, so a
             // key given twice meets its first occurrence just before it.
-            let held = &mut order.at[..order.len];
-            let mut pos = held.len();
-            while pos > 0 && given[usize::from(held[pos - 1])].0 > key {
-                pos -= 1;
+            let mut pos = order.len;
+            let mut repeated = false;
+            while pos > 0 {
+                match key_cmp(given[usize::from(order.at[pos - 1])].0, key) {
+                    Ordering::Greater => pos -= 1,
+                    Ordering::Equal => {
+                        repeated = true;
+                        break;
+                    }
+                    Ordering::Less => break,
+                }
             }
-            if (pos > 0 && given[usize::from(held[pos - 1])].0 == key) || order.len == MAX_LABELS {
+            if repeated || order.len == MAX_LABELS {
                 counts.dropped += 1;
                 continue;
             }
-            order.at.copy_within(pos..order.len, pos + 1);
+            // A move of at most a few positions: by hand, not a call to
+            // `memmove`.
+            let mut j = order.len;
+            while j > pos {
+                order.at[j] = order.at[j - 1];
+                j -= 1;
+            }
             order.at[pos] = i;
             order.len += 1;
         }
@@ -83,6 +104,75 @@ impl Order {
     #[inline]
     pub(crate) fn positions(&self) -> &[u16] {
         &self.at[..self.len]
+    }
+}
+
+/// A byte may start a key ([`is_key_start`]).
+const KEY_START: u8 = 1;
+/// A byte may be part of a key ([`is_key_byte`]).
+const KEY_BYTE: u8 = 2;
+/// A byte is an ASCII character a value may hold ([`is_value_char`]).
+const VALUE_ASCII: u8 = 4;
+
+/// What each byte may be, by the rules: one load per byte instead of a
+/// chain of comparisons, and no early exit, so the scans of the short keys
+/// and values of a measurement run straight through. A test pins it to the
+/// rules' own functions for every byte.
+static CLASS: [u8; 256] = classes();
+
+const fn classes() -> [u8; 256] {
+    let mut class = [0u8; 256];
+    let mut i = 0;
+    while i < 128 {
+        let b = i as u8;
+        if b.is_ascii_alphabetic() || b == b'_' {
+            class[i] |= KEY_START;
+        }
+        if b.is_ascii_alphanumeric() || b == b'_' || b == b'.' || b == b'-' {
+            class[i] |= KEY_BYTE;
+        }
+        if !b.is_ascii_control() && b != b'|' && b != b';' {
+            class[i] |= VALUE_ASCII;
+        }
+        i += 1;
+    }
+    class
+}
+
+/// The classes every byte of `bytes` has.
+#[inline(always)]
+fn common_class(bytes: &[u8]) -> u8 {
+    bytes
+        .iter()
+        .fold(u8::MAX, |common, &b| common & CLASS[usize::from(b)])
+}
+
+/// [`check_key`](zibrato_backend_api::labels::check_key)`(key).is_ok()`
+/// from the same rules, without its early exits and the calls to `memcmp`
+/// that comparing with the reserved keys costs there (a test pins that both
+/// agree).
+#[inline(always)]
+fn key_is_valid(key: &str) -> bool {
+    let bytes = key.as_bytes();
+    let Some(&first) = bytes.first() else {
+        return false;
+    };
+    bytes.len() <= MAX_KEY_BYTES
+        && CLASS[usize::from(first)] & KEY_START != 0
+        && common_class(bytes) & KEY_BYTE != 0
+        && !RESERVED_KEYS.iter().any(|reserved| {
+            // The first byte rules out most keys before a comparison.
+            reserved.as_bytes()[0] == first && crate::short::eq(reserved.as_bytes(), bytes)
+        })
+}
+
+/// Bytewise order of two valid (so non-empty) keys: most keys of one
+/// measurement differ in their first byte, which decides without a call.
+#[inline(always)]
+fn key_cmp(a: &str, b: &str) -> Ordering {
+    match a.as_bytes()[0].cmp(&b.as_bytes()[0]) {
+        Ordering::Equal => a.cmp(b),
+        decided => decided,
     }
 }
 
@@ -98,10 +188,7 @@ pub(crate) fn present(given: Pairs) -> u32 {
 /// allowed characters, at most [`MAX_VALUE_BYTES`] long.
 #[inline]
 pub(crate) fn value_is_clean(value: &str) -> bool {
-    value.len() <= MAX_VALUE_BYTES
-        && value
-            .bytes()
-            .all(|b| (0x20..0x7f).contains(&b) && b != b'|' && b != b';')
+    value.len() <= MAX_VALUE_BYTES && common_class(value.as_bytes()) & VALUE_ASCII != 0
         || value_is_clean_text(value)
 }
 
@@ -134,6 +221,7 @@ pub(crate) fn write_repaired(value: &str, mut write: impl FnMut(&[u8])) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use zibrato_backend_api::labels::{is_key_byte, is_key_start};
 
     fn sorted<'a>(given: Pairs<'a>) -> (Vec<(&'a str, &'a str)>, LabelCounts) {
         let mut counts = LabelCounts::default();
@@ -179,6 +267,50 @@ mod tests {
         let (pairs, counts) = sorted(&given);
         assert_eq!(pairs, [("k", "first")]);
         assert_eq!(counts.dropped, 7);
+    }
+
+    #[test]
+    fn every_byte_is_classed_as_the_rules_class_it() {
+        for b in 0..=255u8 {
+            let class = CLASS[usize::from(b)];
+            assert_eq!(class & KEY_START != 0, is_key_start(b), "{b}");
+            assert_eq!(class & KEY_BYTE != 0, is_key_byte(b), "{b}");
+            let value = b.is_ascii() && is_value_char(char::from(b));
+            assert_eq!(class & VALUE_ASCII != 0, value, "{b}");
+        }
+    }
+
+    #[test]
+    fn keys_are_judged_as_the_rules_judge_them() {
+        use zibrato_backend_api::labels::check_key;
+        let long = "k".repeat(MAX_KEY_BYTES);
+        let too_long = "k".repeat(MAX_KEY_BYTES + 1);
+        for key in [
+            "a",
+            "_x",
+            "http.method",
+            "a-b_c.9",
+            &long,
+            &too_long,
+            "",
+            "9a",
+            ".a",
+            "-a",
+            "a b",
+            "é",
+            "a=b",
+            "level",
+            "source",
+            "levels",
+            "sourc",
+            "Level",
+        ] {
+            assert_eq!(key_is_valid(key), check_key(key).is_ok(), "{key:?}");
+        }
+        assert_eq!(key_cmp("b", "ab"), Ordering::Greater);
+        assert_eq!(key_cmp("ab", "abc"), Ordering::Less);
+        assert_eq!(key_cmp("Z", "a"), Ordering::Less);
+        assert_eq!(key_cmp("same", "same"), Ordering::Equal);
     }
 
     #[test]

@@ -363,14 +363,29 @@ impl Writer<'_> {
         let order = Order::of(given, counts);
         for &i in order.positions() {
             let (key, value) = given[usize::from(i)];
-            self.byte(SEPARATOR as u8);
-            self.bytes(key.as_bytes());
-            self.byte(b'=');
-            if labels::value_is_clean(value) {
-                self.bytes(value.as_bytes());
-            } else {
-                counts.repaired += 1;
-                labels::write_repaired(value, |piece| self.bytes(piece));
+            let clean = labels::value_is_clean(value);
+            let n = 2 + key.len() + value.len();
+            match self.room(n) {
+                // The usual case: one bounds check for the whole label.
+                Some(room) if clean => {
+                    let (head, tail) = room.split_at_mut(1 + key.len());
+                    head[0] = SEPARATOR as u8;
+                    crate::short::copy(&mut head[1..], key.as_bytes());
+                    tail[0] = b'=';
+                    crate::short::copy(&mut tail[1..], value.as_bytes());
+                    self.len += n;
+                }
+                _ => {
+                    self.byte(SEPARATOR as u8);
+                    self.bytes(key.as_bytes());
+                    self.byte(b'=');
+                    if clean {
+                        self.bytes(value.as_bytes());
+                    } else {
+                        counts.repaired += 1;
+                        labels::write_repaired(value, |piece| self.bytes(piece));
+                    }
+                }
             }
         }
     }

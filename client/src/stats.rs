@@ -55,12 +55,12 @@ pub struct Stats {
     pub dropped_legacy: u64,
     /// Labels left off queued measurements: a key that breaks the rules, a
     /// reserved key, a key given a second time, one label beyond
-    /// [`MAX_LABELS`](zibrato_backend_api::labels::MAX_LABELS), or every
+    /// [`MAX_LABELS`](crate::limits::MAX_LABELS), or every
     /// label in legacy mode (see [`Zibrato::labels`](crate::Zibrato::labels)).
     pub labels_dropped: u64,
     /// Labels of queued measurements sent with their value repaired:
     /// characters the wire cannot carry replaced with `_`, or the value cut
-    /// to [`MAX_VALUE_BYTES`](zibrato_backend_api::labels::MAX_VALUE_BYTES).
+    /// to [`MAX_VALUE_BYTES`](crate::limits::MAX_VALUE_BYTES).
     pub labels_repaired: u64,
 }
 

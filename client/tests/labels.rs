@@ -10,13 +10,27 @@ mod common;
 
 use common::{start_broker, Worker, DEADLINE};
 use std::time::Duration;
-use zibrato::{Kind, Labelled};
+use zibrato::{Kind, Labelled, Zibrato};
 use zibrato_backend_api::codec::parse_line;
 use zibrato_backend_api::labels::{Labels, MAX_LABELS, SEPARATOR};
+use zibrato_broker::BrokerHandle;
 
 const API: &[(&str, &str)] = &[("route", "/api"), ("method", "GET")];
 /// `API` as sent: sorted by key.
 const API_SENT: &str = ";method=GET;route=/api";
+
+/// A broker, a stand-in worker for `info`, and a client (batching or in
+/// legacy mode) whose measurements it has been seen to receive.
+fn subscribed(batching: bool) -> (BrokerHandle, Worker, Zibrato) {
+    let broker = start_broker();
+    let mut worker = Worker::new(&broker, &["info"]);
+    let z = common::builder_for(&broker)
+        .batching(batching)
+        .build()
+        .unwrap();
+    worker.wait_until_subscribed(&z, "info");
+    (broker, worker, z)
+}
 
 /// Every form once, on a handle with labels; the kinds, in order.
 fn every_form(h: Labelled) -> [(Kind, &'static str); 8] {
@@ -57,10 +71,7 @@ fn lines_until_marker(worker: &mut Worker) -> Vec<String> {
 
 #[test]
 fn every_form_sends_its_labels_sorted_after_the_name() {
-    let broker = start_broker();
-    let mut worker = Worker::new(&broker, &["info"]);
-    let z = common::client_for(&broker);
-    worker.wait_until_subscribed(&z, "info");
+    let (_broker, mut worker, z) = subscribed(true);
 
     let mut expected = Vec::new();
     for (handle, source) in [
@@ -87,10 +98,7 @@ fn every_form_sends_its_labels_sorted_after_the_name() {
 
 #[test]
 fn a_histogram_is_sent_as_a_histogram_in_any_unit() {
-    let broker = start_broker();
-    let mut worker = Worker::new(&broker, &["info"]);
-    let z = common::client_for(&broker);
-    worker.wait_until_subscribed(&z, "info");
+    let (_broker, mut worker, z) = subscribed(true);
     z.histogram("info", "payload.bytes", 512.0);
     z.source("web1").histogram("info", "queue.length", -3);
     let got = worker.receive(2, DEADLINE);
@@ -109,10 +117,7 @@ fn a_histogram_is_sent_as_a_histogram_in_any_unit() {
 
 #[test]
 fn hostile_labels_never_break_a_line() {
-    let broker = start_broker();
-    let mut worker = Worker::new(&broker, &["info"]);
-    let z = common::client_for(&broker);
-    worker.wait_until_subscribed(&z, "info");
+    let (_broker, mut worker, z) = subscribed(true);
 
     let twenty: Vec<String> = (0..20).map(|i| format!("k{i:02}")).collect();
     let mut hostile: Vec<(&str, &str)> = vec![
@@ -196,13 +201,7 @@ fn every_form_named(h: Labelled, name: &'static str) -> usize {
 
 #[test]
 fn legacy_mode_sends_neither_labels_nor_histograms() {
-    let broker = start_broker();
-    let mut worker = Worker::new(&broker, &["info"]);
-    let z = common::builder_for(&broker)
-        .batching(false)
-        .build()
-        .unwrap();
-    worker.wait_until_subscribed(&z, "info");
+    let (_broker, mut worker, z) = subscribed(false);
 
     let before = z.stats();
     let frames_before = worker.frames;

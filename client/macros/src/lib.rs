@@ -266,7 +266,7 @@ impl syn::parse::Parse for LabelArg {
         else {
             return Err(syn::Error::new(
                 value.span(),
-                format!("a label value is a string literal, e.g. `{key} = \"/api\"`"),
+                format!("a label value is a string literal: `{key} = \"...\"`"),
             ));
         };
         Ok(LabelArg {
