@@ -1,10 +1,14 @@
-//! Cost per measurement on the calling thread: `count`, `gauge` and a time
-//! guard, on one thread and on two, for a subscribed level (through a real
+//! Cost per measurement on the calling thread: `count`, a `count` with two
+//! labels (given unsorted, as a literal slice), `gauge` and a time guard, on
+//! one thread and on two, for a subscribed level (through a real
 //! broker to a SUB socket) and a filtered one; and, in the same run, cadence's
 //! `QueuingMetricSink` over a `BufferedUdpMetricSink` to a local UDP socket
 //! doing the same work.
 //!
 //! `cargo bench -p zibrato --bench record`
+//!
+//! `count` and `count_2_labels` run side by side in each group, so the cost
+//! of labels is their ratio.
 //!
 //! Measurements are recorded in chunks smaller than either queue, and the
 //! queues are drained (untimed) between chunks, so every timed call takes the
@@ -92,6 +96,7 @@ fn setup() -> Setup {
 #[derive(Clone, Copy)]
 enum Work {
     Count,
+    CountLabelled,
     Gauge,
     Timer,
 }
@@ -100,6 +105,7 @@ impl Work {
     fn name(self) -> &'static str {
         match self {
             Work::Count => "count",
+            Work::CountLabelled => "count_2_labels",
             Work::Gauge => "gauge",
             Work::Timer => "time_guard",
         }
@@ -133,6 +139,14 @@ fn run(s: &Clients, client: Client, work: Work, n: u64) {
             (Client::Cadence, Work::Count) => {
                 let _ = s.cadence.count("requests", black_box(i as i64));
             }
+            (Client::Cadence, Work::CountLabelled) => {
+                let _ = s
+                    .cadence
+                    .count_with_tags("requests", black_box(i as i64))
+                    .with_tag("route", "/api")
+                    .with_tag("method", "GET")
+                    .try_send();
+            }
             (Client::Cadence, Work::Gauge) => {
                 let _ = s.cadence.gauge("queue.depth", black_box(i as f64 * 0.5));
             }
@@ -141,6 +155,10 @@ fn run(s: &Clients, client: Client, work: Work, n: u64) {
                 let _ = s.cadence.time("db.query", start.elapsed());
             }
             (_, Work::Count) => s.zibrato.count(level, "requests", black_box(i)),
+            (_, Work::CountLabelled) => s
+                .zibrato
+                .labels(&[("route", "/api"), ("method", "GET")])
+                .count(level, "requests", black_box(i)),
             (_, Work::Gauge) => s
                 .zibrato
                 .gauge(level, "queue.depth", black_box(i as f64 * 0.5)),
@@ -235,7 +253,7 @@ fn bench(c: &mut Criterion) {
         ));
         group.measurement_time(Duration::from_secs(3));
         group.warm_up_time(Duration::from_millis(500));
-        for work in [Work::Count, Work::Gauge, Work::Timer] {
+        for work in [Work::Count, Work::CountLabelled, Work::Gauge, Work::Timer] {
             for client in [Client::Subscribed, Client::Filtered, Client::Cadence] {
                 group.bench_function(BenchmarkId::new(client.name(), work.name()), |b| {
                     b.iter_custom(|iters| timed(s, clock, client, work, threads, iters))

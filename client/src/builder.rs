@@ -3,6 +3,7 @@
 
 use crate::client::{Inner, Zibrato};
 use crate::io_thread::{IoConfig, IoThread};
+use crate::line::Wire;
 use crate::shared::Shared;
 use crate::socket;
 use crate::waker::Waker;
@@ -241,7 +242,13 @@ impl Builder {
 
     /// Whether lines of one level that queue up are packed into one frame,
     /// separated by `\n` (default true). Turn it off for Zibrato 0.2 workers,
-    /// which read one measurement per frame.
+    /// which read one measurement per frame: this is legacy mode, which
+    /// speaks 0.2's wire. A 0.2 worker would take labels for part of the
+    /// name, so none are sent (each counted in
+    /// [`Stats::labels_dropped`](crate::Stats::labels_dropped)), and it has
+    /// no histograms, so none are sent either (each counted in
+    /// [`Stats::dropped_legacy`](crate::Stats::dropped_legacy)); a `;` in a
+    /// name is sent as it is, as 0.2 sent it.
     pub fn batching(mut self, batching: bool) -> Builder {
         self.batching = batching;
         self
@@ -294,7 +301,12 @@ impl Builder {
         let context = self.context.unwrap_or_default();
         let socket = socket::connect(&context, &endpoint, self.send_hwm)?;
         let waker = Waker::new().map_err(Error::Spawn)?;
-        let shared = Arc::new(Shared::new(self.queue_capacity, waker));
+        let wire = if self.batching {
+            Wire::Labelled
+        } else {
+            Wire::Legacy
+        };
+        let shared = Arc::new(Shared::new(self.queue_capacity, waker, wire));
         let config = IoConfig {
             linger: self.linger,
             hold: self.hold,

@@ -23,7 +23,8 @@
 //! handle takes them apart ([`Inner::close`]).
 
 use crate::builder::{Builder, Error};
-use crate::guards::{self, CountGuard, Sourced, Timer};
+use crate::forms::{Labelled, Sourced};
+use crate::guards::{self, CountGuard, Timer};
 use crate::line::Value;
 use crate::shared::Shared;
 use crate::stats::Stats;
@@ -127,38 +128,41 @@ impl Zibrato {
     /// Counts `value` events of `name` (a Zibrato 0.2 `Counter`).
     #[inline]
     pub fn count(&self, level: &str, name: &str, value: impl MetricValue) {
-        self.record(
-            level,
-            Kind::Counter,
-            name,
-            Value::Number(value.to_f64()),
-            None,
-        );
+        let value = Value::Number(value.to_f64());
+        self.record(level, Kind::Counter, name, value, None, &[]);
     }
 
     /// Records a reading of `name` (a `Gauge`).
     #[inline]
     pub fn gauge(&self, level: &str, name: &str, value: impl MetricValue) {
-        self.record(
-            level,
-            Kind::Gauge,
-            name,
-            Value::Number(value.to_f64()),
-            None,
-        );
+        let value = Value::Number(value.to_f64());
+        self.record(level, Kind::Gauge, name, value, None, &[]);
     }
 
     /// Records a duration measured elsewhere (a `Timer`, in seconds).
     #[inline]
     pub fn timing(&self, level: &str, name: &str, elapsed: Duration) {
-        self.record(level, Kind::Timer, name, Value::Seconds(elapsed), None);
+        self.record(level, Kind::Timer, name, Value::Seconds(elapsed), None, &[]);
+    }
+
+    /// Records one value of a distribution in any unit (a `Histogram`):
+    /// sizes, counts, lengths, which workers summarise as they do timers.
+    /// `z.histogram("info", "payload.bytes", 512.0)`.
+    ///
+    /// Not sent in legacy mode ([`Builder::batching(false)`](Builder::batching)),
+    /// whose Zibrato 0.2 workers have no such type: counted in
+    /// [`Stats::dropped_legacy`].
+    #[inline]
+    pub fn histogram(&self, level: &str, name: &str, value: impl MetricValue) {
+        let value = Value::Number(value.to_f64());
+        self.record(level, Kind::Histogram, name, value, None, &[]);
     }
 
     /// Starts a timer that sends the elapsed seconds when dropped:
     /// `let _t = z.time("debug", "db.query");`.
     #[inline]
     pub fn time<'a>(&'a self, level: &'a str, name: &'a str) -> Timer<'a> {
-        Timer::start(self, level, name, None)
+        Timer::start(self, level, name, None, &[])
     }
 
     /// A guard that counts `value` when dropped.
@@ -169,7 +173,7 @@ impl Zibrato {
         name: &'a str,
         value: impl MetricValue,
     ) -> CountGuard<'a> {
-        guards::count_guard(self, level, name, value.to_f64(), None)
+        guards::count_guard(self, level, name, value.to_f64(), None, &[])
     }
 
     /// Runs `f` and counts `value` once it returns (or unwinds); returns what
@@ -181,23 +185,74 @@ impl Zibrato {
         value: impl MetricValue,
         f: impl FnOnce() -> R,
     ) -> R {
-        let _count = guards::count_guard(self, level, name, value.to_f64(), None);
+        let _count = guards::count_guard(self, level, name, value.to_f64(), None, &[]);
         f()
     }
 
     /// Runs `f` and sends how long it took; returns what `f` returned.
     pub fn timed<R>(&self, level: &str, name: &str, f: impl FnOnce() -> R) -> R {
-        let _timer = Timer::start(self, level, name, None);
+        let _timer = Timer::start(self, level, name, None, &[]);
         f()
     }
 
     /// The forms of this client with `source` attached.
     #[inline]
     pub fn source<'a>(&'a self, source: &'a str) -> Sourced<'a> {
-        Sourced {
-            client: self,
-            source,
-        }
+        Sourced::new(self, source)
+    }
+
+    /// The forms of this client with `labels` attached: `(key, value)`
+    /// pairs, in any order, that with the level, name and source make up the
+    /// measurement's series. [`Labelled::source`] adds a source, as does
+    /// [`Sourced::labels`] the other way round.
+    ///
+    /// ```no_run
+    /// let z = zibrato::Zibrato::new()?;
+    /// z.labels(&[("route", "/api"), ("method", "GET")]).count("info", "http.requests", 1);
+    /// // info|Counter|http.requests;method=GET;route=/api|1|1764057600|not_specified
+    ///
+    /// let route = String::from("/api/users");
+    /// let labels = [("route", route.as_str())];
+    /// let _t = z.labels(&labels).source("web1").time("debug", "http.handler");
+    /// # Ok::<(), zibrato::Error>(())
+    /// ```
+    ///
+    /// Labels are borrowed, as a slice, so that attaching them costs nothing
+    /// and a constant slice (`const`, or a literal of literals) is made once
+    /// by the compiler; the handle is three references. As the line is
+    /// formatted (only for a level a worker subscribes to), the labels are
+    /// sorted by key on the stack and written after the name
+    /// (`name;key=value;key=value`), in the line's slot of the queue while
+    /// it fits [`limits::INLINE_LINE_BYTES`](crate::limits::INLINE_LINE_BYTES).
+    /// A slice given sorted by key costs least.
+    ///
+    /// The [rules](zibrato_backend_api::labels) are applied without failing
+    /// the call or the line; what does not follow them is counted in
+    /// [`Stats`]:
+    ///
+    /// - a label whose key breaks the rules (ASCII letters, digits, `_`, `.`,
+    ///   `-`, starting with a letter or `_`, at most
+    ///   [`MAX_KEY_BYTES`](crate::limits::MAX_KEY_BYTES)), whose
+    ///   key is reserved (`level`, `source`), whose key was given before (the
+    ///   first is kept), or that comes after
+    ///   [`MAX_LABELS`](crate::limits::MAX_LABELS) others is
+    ///   dropped: [`Stats::labels_dropped`];
+    /// - in a value, `|`, `;`, line breaks and other control characters are
+    ///   replaced with `_`, and a value longer than
+    ///   [`MAX_VALUE_BYTES`](crate::limits::MAX_VALUE_BYTES) is
+    ///   cut there, at a character boundary: [`Stats::labels_repaired`];
+    /// - a label with an empty value is absent: skipped, not counted.
+    ///
+    /// A key that is too long is dropped rather than cut, since two long keys
+    /// cut alike would merge two series; a value cut keeps the measurement
+    /// in a series that is still told apart by its other labels.
+    ///
+    /// In legacy mode ([`Builder::batching(false)`](Builder::batching)) no
+    /// label is sent: a Zibrato 0.2 worker would take them for part of the
+    /// name. Each is counted in [`Stats::labels_dropped`].
+    #[inline]
+    pub fn labels<'a>(&'a self, labels: &'a [(&'a str, &'a str)]) -> Labelled<'a> {
+        Labelled::new(self, labels)
     }
 
     /// Waits until everything recorded so far has been handed to ZeroMQ,
@@ -236,6 +291,7 @@ mod tests {
         send_sync::<Timer<'static>>();
         send_sync::<CountGuard<'static>>();
         send_sync::<Sourced<'static>>();
+        send_sync::<Labelled<'static>>();
     }
 
     #[test]

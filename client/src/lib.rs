@@ -1,15 +1,17 @@
-//! The Zibrato client: instrument Rust code with counters, gauges and timers
-//! that are shipped over ZeroMQ to a `zibrato-broker` and on to the
-//! `zibrato-worker`s subscribed to their level.
+//! The Zibrato client: instrument Rust code with counters, gauges, timers and
+//! histograms that are shipped over ZeroMQ to a `zibrato-broker` and on to
+//! the `zibrato-worker`s subscribed to their level.
 //!
 //! It is the Rust successor of the Python client of Zibrato 0.2 and speaks
-//! its wire format (`level|type|name|value|timestamp|source`). What it is not:
-//! it does no aggregation (workers do) and never talks to a metrics service.
+//! its wire format (`level|type|name|value|timestamp|source`), with labels
+//! after the name (`name;key=value;key=value`). What it is not: it does no
+//! aggregation (workers do) and never talks to a metrics service.
 //!
 //! # Forms
 //!
 //! Every form takes a level (`"info"`, `"debug"`, any label a worker can
-//! subscribe to) and a name; [`Zibrato::source`] adds a source to any of them.
+//! subscribe to) and a name; [`Zibrato::source`] adds a source to any of them,
+//! [`Zibrato::labels`] labels.
 //!
 //! ```no_run
 //! use std::time::Duration;
@@ -20,6 +22,7 @@
 //! z.count("info", "requests", 1);
 //! z.gauge("crit", "queue.depth", 123.0);
 //! z.timing("debug", "db.query", Duration::from_millis(12));
+//! z.histogram("info", "payload.bytes", 512); // any unit
 //!
 //! {
 //!     let _t = z.time("debug", "db.query"); // sends the elapsed seconds when dropped
@@ -38,6 +41,38 @@
 //! # Ok::<(), zibrato::Error>(())
 //! ```
 //!
+//! ## Labels
+//!
+//! Labels (tags) are `(key, value)` pairs that, with the level, name and
+//! source, make up a measurement's series. [`Zibrato::labels`] attaches a
+//! borrowed slice of them to every form, with a source or without:
+//!
+//! ```no_run
+//! # let z = zibrato::Zibrato::new()?;
+//! const USERS: &[(&str, &str)] = &[("method", "GET"), ("route", "/api/users")];
+//! z.labels(USERS).count("info", "http.requests", 1);
+//! // info|Counter|http.requests;method=GET;route=/api/users|1|1764057600|not_specified
+//! let _t = z.labels(USERS).source("web1").time("debug", "http.handler");
+//! z.source("web1").labels(&[("table", "orders")]).histogram("info", "db.rows", 12);
+//!
+//! let status = 200.to_string();
+//! z.labels(&[("status", &status)]).count("info", "http.responses", 1);
+//! # Ok::<(), zibrato::Error>(())
+//! ```
+//!
+//! Attaching labels copies two references and checks nothing. When a line is
+//! formatted (only at a level a worker subscribes to), its labels are sorted
+//! by key on the stack and written after the name, in the line's slot of the
+//! queue: a constant slice costs nothing to make and is formatted without an
+//! allocation. Labels that break the
+//! [rules](zibrato_backend_api::labels) are dropped or repaired, never failing
+//! the call or breaking the line, and counted in [`Stats::labels_dropped`] and
+//! [`Stats::labels_repaired`]: see [`Zibrato::labels`].
+//!
+//! Legacy mode ([`Builder::batching(false)`](Builder::batching), for Zibrato
+//! 0.2's workers) sends no labels, which a 0.2 worker would take for part of
+//! the name, and no histograms, which it does not know: each is counted.
+//!
 //! The attribute macros decorate functions, methods, generic and `async`
 //! functions, using the process-wide [default client](default_client)
 //! (`ZIBRATO_HOST` / `ZIBRATO_PORT`, or [`set_default`]):
@@ -53,14 +88,18 @@
 //!     url.len()
 //! }
 //!
+//! #[zibrato::count_me(level = "info", name = "orders", labels(route = "/api", method = "POST"))]
+//! fn order() {}
+//!
 //! assert_eq!(handle(21), Ok(42));
 //! ```
 //!
 //! `count_me` counts each call as it starts; `time_me` times the whole call,
 //! and for an `async fn` the whole future, from its first poll to its
 //! completion (or its drop). `name` defaults to the function's name, `value`
-//! to 1, `source` to none. A decorated function keeps its signature,
-//! attributes and docs and returns exactly what it returned.
+//! to 1, `source` and `labels(...)` to none; labels are checked against the
+//! rules and sorted at compile time. A decorated function keeps its
+//! signature, attributes and docs and returns exactly what it returned.
 //!
 //! Builder options: host, port, an existing `zmq::Context`, queue capacity,
 //! linger, hold time, batching (see [`Builder`]).
@@ -72,9 +111,10 @@
 //!   cannot be delivered is dropped and counted, by reason, in
 //!   [`Zibrato::stats`].
 //! - After a thread's first measurement to a client, recording costs no heap
-//!   allocation and takes no lock (pinned by `tests/alloc_free.rs`), except:
-//!   - a single line longer than [`limits::INLINE_LINE_BYTES`] is formatted
-//!     on the heap;
+//!   allocation and takes no lock, with labels or without, good or bad
+//!   (pinned by `tests/alloc_free.rs`), except:
+//!   - a single line longer than [`limits::INLINE_LINE_BYTES`], labels
+//!     included, is formatted on the heap;
 //!   - a thread recording to more than [`limits::CLIENTS_PER_THREAD`] clients
 //!     keeps state for that many: each switch to a client it holds none for
 //!     evicts one (round-robin), which allocates a counter block and takes
@@ -107,7 +147,12 @@
 //!   restart, a level whose worker resubscribes more than
 //!   [`limits::SUBSCRIPTIONS_SETTLE`] after the first subscription arrived
 //!   is filtered from then until it does.
-//! - `|` and line breaks in a level, name or source are replaced with `_`.
+//! - `|` and line breaks in a level, name or source are replaced with `_`,
+//!   as is a `;` in a name (it starts the labels), except in legacy mode.
+//!   Labels never break a line: at most
+//!   [`MAX_LABELS`](crate::limits::MAX_LABELS) are sent, each
+//!   following the [rules](zibrato_backend_api::labels); what does not is
+//!   dropped or repaired and counted (see [`Zibrato::labels`]).
 //!
 //! The numbers these promises are stated in are in [`limits`]; the
 //! builder's defaults are the [`Builder`]'s `DEFAULT_*` constants.
@@ -120,11 +165,13 @@ extern crate self as zibrato;
 // Making a client, and the handle every form is called on.
 mod builder;
 mod client;
+mod forms;
 mod global;
 mod guards;
 
 // What a recording call does on the calling thread.
 mod clock;
+mod labels;
 mod line;
 mod local;
 mod record;
@@ -149,8 +196,9 @@ pub mod __private;
 
 pub use builder::{Builder, Error};
 pub use client::{MetricValue, Zibrato};
+pub use forms::{Labelled, Sourced};
 pub use global::{default_client, flush_default, set_default};
-pub use guards::{CountGuard, Sourced, Timer};
+pub use guards::{CountGuard, Timer};
 pub use stats::Stats;
 pub use zibrato_backend_api::endpoint::{DEFAULT_HOST, DEFAULT_PORT};
 pub use zibrato_backend_api::Kind;

@@ -2,19 +2,24 @@
 //! into its slot of the queue, so that queueing it copies and allocates
 //! nothing.
 //!
-//! The output is byte for byte what [`zibrato_backend_api::codec::encode`]
-//! writes (a test pins this), but it is written into the slot's buffer and
+//! Without labels, the output is byte for byte what
+//! [`zibrato_backend_api::codec::encode`] writes (a test pins this), except
+//! that a `;` in a name, which starts the labels on the wire, is replaced
+//! with `_` like the separators; it is written into the slot's buffer and
 //! made safe in place instead of through `Cow`s that allocate when a field
-//! needs repair.
+//! needs repair. Labels follow the name, sorted, checked and repaired on the
+//! stack ([`crate::labels`]).
 
+use crate::labels::{self, LabelCounts, Order, Pairs};
 use std::time::Duration;
+use zibrato_backend_api::labels::SEPARATOR;
 use zibrato_backend_api::measurement::NO_SOURCE;
 use zibrato_backend_api::Kind;
 
 /// The longest wire line, in bytes, that is formatted in its slot of the
 /// queue; a longer one (a very long name or source) is formatted on the
 /// heap. Typical lines (`info|Counter|requests|5|1764057600|web1`) take 40
-/// to 100 bytes.
+/// to 100 bytes; two short labels (`;method=GET;route=/api`) add about 20.
 pub const INLINE_LINE_BYTES: usize = 110;
 
 // A line's lengths are kept in `u8`s.
@@ -45,6 +50,7 @@ pub(crate) struct Sample<'a> {
     pub(crate) name: &'a str,
     pub(crate) value: Value,
     pub(crate) source: Option<&'a str>,
+    pub(crate) labels: Pairs<'a>,
 }
 
 impl<'a> Sample<'a> {
@@ -55,6 +61,7 @@ impl<'a> Sample<'a> {
         name: &'a str,
         value: Value,
         source: Option<&'a str>,
+        labels: Pairs<'a>,
     ) -> Sample<'a> {
         Sample {
             level,
@@ -62,8 +69,20 @@ impl<'a> Sample<'a> {
             name,
             value,
             source,
+            labels,
         }
     }
+}
+
+/// Which workers a line is written for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Wire {
+    /// Workers that read labels: they follow the name, and a `;` in the name
+    /// itself is replaced.
+    Labelled,
+    /// Zibrato 0.2's workers (legacy mode), which would read labels as part
+    /// of the name: none are written, and the name is sent as 0.2 sent it.
+    Legacy,
 }
 
 /// A measurement formatted as one wire line: a slot of the queue.
@@ -99,20 +118,24 @@ impl Default for Line {
 }
 
 impl Line {
-    /// Formats `level|type|name|value|timestamp|source` into this slot,
-    /// replacing `|` and line breaks with `_`, an empty level or name with
-    /// `_`, a missing or empty source with `not_specified`, a non-finite
-    /// value with `0`, and a timestamp outside 1970–9999 with the nearest
-    /// bound (as the codec does, so that every line sent parses).
+    /// Formats `level|type|name;labels|value|timestamp|source` into this
+    /// slot, replacing `|` and line breaks with `_`, an empty level or name
+    /// with `_`, a missing or empty source with `not_specified`, a
+    /// non-finite value with `0`, and a timestamp outside 1970–9999 with the
+    /// nearest bound (as the codec does, so that every line sent parses).
+    /// Labels are written for [`Wire::Labelled`] only, as [`crate::labels`]
+    /// says; what became of them is returned.
     #[inline]
-    pub(crate) fn write(&mut self, sample: &Sample, timestamp: i64) {
+    pub(crate) fn write(&mut self, sample: &Sample, timestamp: i64, wire: Wire) -> LabelCounts {
         let Sample {
             level,
             kind,
             name,
             value,
             source,
+            labels,
         } = *sample;
+        let mut counts = LabelCounts::default();
         let mut w = Writer {
             buf: &mut self.bytes,
             len: 0,
@@ -123,7 +146,20 @@ impl Line {
         w.byte(b'|');
         w.bytes(kind.wire_name().as_bytes());
         w.byte(b'|');
-        w.field(name);
+        match wire {
+            Wire::Labelled => {
+                w.name(name);
+                if !labels.is_empty() {
+                    w.labels(labels, &mut counts);
+                }
+            }
+            Wire::Legacy => {
+                w.field(name);
+                if !labels.is_empty() {
+                    counts.dropped = labels::present(labels);
+                }
+            }
+        }
         w.byte(b'|');
         match value {
             Value::Number(value) => w.number(if value.is_finite() { value } else { 0.0 }),
@@ -144,6 +180,7 @@ impl Line {
             }
             Some(bytes) => self.spilled(bytes, level_len),
         }
+        counts
     }
 
     #[cold]
@@ -153,7 +190,7 @@ impl Line {
         self.heap = Some(Box::new(HeapLine { bytes, level_len }));
     }
 
-    /// A line formatted on its own (outside the queue).
+    /// A line without labels formatted on its own (outside the queue).
     #[cfg(test)]
     pub(crate) fn encode(
         level: &str,
@@ -164,7 +201,8 @@ impl Line {
         timestamp: i64,
     ) -> Line {
         let mut line = Line::default();
-        line.write(&Sample::new(level, kind, name, value, source), timestamp);
+        let sample = Sample::new(level, kind, name, value, source, &[]);
+        line.write(&sample, timestamp, Wire::Labelled);
         line
     }
 
@@ -225,6 +263,13 @@ pub(crate) fn is_wire_breaker(b: u8) -> bool {
     matches!(b, b'|' | b'\n' | b'\r')
 }
 
+/// Whether a byte of a name must be replaced on a wire with labels: the
+/// separators, and the `;` that would start labels.
+#[inline]
+fn is_name_breaker(b: u8) -> bool {
+    is_wire_breaker(b) || b == SEPARATOR as u8
+}
+
 /// Writes into a slot's buffer, moving to a `Vec` only if the line outgrows it.
 struct Writer<'a> {
     buf: &'a mut [u8; INLINE_LINE_BYTES],
@@ -280,9 +325,21 @@ impl Writer<'_> {
         self.bytes(&[b]);
     }
 
-    /// A level, name or source: `|` and line breaks become `_`, empty becomes `_`.
+    /// A level, source or legacy name: `|` and line breaks become `_`,
+    /// empty becomes `_`.
     #[inline(always)]
     fn field(&mut self, text: &str) {
+        self.field_without(text, is_wire_breaker);
+    }
+
+    /// A name that labels may follow: `;` becomes `_` too.
+    #[inline(always)]
+    fn name(&mut self, text: &str) {
+        self.field_without(text, is_name_breaker);
+    }
+
+    #[inline(always)]
+    fn field_without(&mut self, text: &str, breaks: fn(u8) -> bool) {
         if text.is_empty() {
             self.byte(b'_');
             return;
@@ -294,8 +351,41 @@ impl Writer<'_> {
             None => &mut self.buf[start..self.len],
         };
         for b in written.iter_mut() {
-            if is_wire_breaker(*b) {
+            if breaks(*b) {
                 *b = b'_';
+            }
+        }
+    }
+
+    /// `;key=value` for each label to send, in key order.
+    #[inline]
+    fn labels(&mut self, given: Pairs, counts: &mut LabelCounts) {
+        let order = Order::of(given, counts);
+        for &i in order.positions() {
+            let (key, value) = given[usize::from(i)];
+            let clean = labels::value_is_clean(value);
+            let n = 2 + key.len() + value.len();
+            match self.room(n) {
+                // The usual case: one bounds check for the whole label.
+                Some(room) if clean => {
+                    let (head, tail) = room.split_at_mut(1 + key.len());
+                    head[0] = SEPARATOR as u8;
+                    crate::short::copy(&mut head[1..], key.as_bytes());
+                    tail[0] = b'=';
+                    crate::short::copy(&mut tail[1..], value.as_bytes());
+                    self.len += n;
+                }
+                _ => {
+                    self.byte(SEPARATOR as u8);
+                    self.bytes(key.as_bytes());
+                    self.byte(b'=');
+                    if clean {
+                        self.bytes(value.as_bytes());
+                    } else {
+                        counts.repaired += 1;
+                        labels::write_repaired(value, |piece| self.bytes(piece));
+                    }
+                }
             }
         }
     }
@@ -410,8 +500,11 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
     use zibrato_backend_api::codec;
+    use zibrato_backend_api::labels::{Labels, MAX_LABELS};
     use zibrato_backend_api::Measurement;
 
+    /// What the codec writes, with the `;` a name may not carry before
+    /// labels replaced as the client does.
     fn reference(
         level: &str,
         kind: Kind,
@@ -426,13 +519,101 @@ mod tests {
             &Measurement {
                 level,
                 kind,
-                name,
+                name: &name.replace(SEPARATOR, "_"),
                 value,
                 timestamp: ts,
                 source,
             },
         );
         out
+    }
+
+    /// A counter of 1 at time 7 from `web1` with `labels`, as text.
+    fn labelled(name: &str, labels: Pairs, wire: Wire) -> (String, LabelCounts, Line) {
+        let mut line = Line::default();
+        let sample = Sample::new(
+            "info",
+            Kind::Counter,
+            name,
+            Value::Number(1.0),
+            Some("web1"),
+            labels,
+        );
+        let counts = line.write(&sample, 7, wire);
+        let text = String::from_utf8(line.as_bytes().to_vec()).unwrap();
+        (text, counts, line)
+    }
+
+    #[test]
+    fn labels_follow_the_name_sorted_by_key() {
+        let given = [("route", "/api/users"), ("method", "GET")];
+        let (text, counts, line) = labelled("http.requests", &given, Wire::Labelled);
+        assert_eq!(
+            text,
+            "info|Counter|http.requests;method=GET;route=/api/users|1|7|web1"
+        );
+        assert_eq!(counts, LabelCounts::default());
+        assert!(line.heap.is_none(), "formatted in its slot");
+        let parsed = codec::parse_line(&text).unwrap();
+        assert_eq!(parsed.level.as_bytes(), line.level());
+    }
+
+    #[test]
+    fn a_semicolon_in_a_name_is_replaced_except_for_legacy_workers() {
+        let (text, ..) = labelled("a;b=c", &[], Wire::Labelled);
+        assert_eq!(text, "info|Counter|a_b=c|1|7|web1");
+        let (text, ..) = labelled("a;b=c", &[], Wire::Legacy);
+        assert_eq!(text, "info|Counter|a;b=c|1|7|web1");
+    }
+
+    #[test]
+    fn legacy_lines_carry_no_labels_and_count_them_dropped() {
+        let given = [("route", "/api"), ("method", "GET"), ("empty", "")];
+        let (text, counts, _) = labelled("http.requests", &given, Wire::Legacy);
+        assert_eq!(text, "info|Counter|http.requests|1|7|web1");
+        assert_eq!(
+            counts,
+            LabelCounts {
+                dropped: 2,
+                repaired: 0
+            }
+        );
+    }
+
+    #[test]
+    fn hostile_labels_are_dropped_or_repaired_and_the_line_stays_whole() {
+        let given = [
+            ("b", "x|y\nz;w"),
+            ("level", "debug"),
+            ("9bad", "v"),
+            ("a", "fine"),
+            ("b", "again"),
+            ("gone", ""),
+            ("c", "\u{85}é\r"),
+        ];
+        let (text, counts, _) = labelled("n", &given, Wire::Labelled);
+        assert_eq!(text, "info|Counter|n;a=fine;b=x_y_z_w;c=_é_|1|7|web1");
+        assert_eq!(
+            counts,
+            LabelCounts {
+                dropped: 3,
+                repaired: 2
+            }
+        );
+        let parsed = codec::parse_line(&text).unwrap();
+        let labels = Labels::parse(parsed.name.split_once(SEPARATOR).unwrap().1).unwrap();
+        assert!(labels.is_sorted());
+    }
+
+    #[test]
+    fn long_labelled_lines_spill_to_the_heap_intact() {
+        let long = "v".repeat(200);
+        let given = [("z", long.as_str()), ("a", "1")];
+        let (text, counts, line) = labelled("n", &given, Wire::Labelled);
+        assert!(line.heap.is_some());
+        assert_eq!(text, format!("info|Counter|n;a=1;z={long}|1|7|web1"));
+        assert_eq!(line.level(), b"info");
+        assert_eq!(counts, LabelCounts::default());
     }
 
     #[test]
@@ -576,13 +757,38 @@ mod tests {
             source in proptest::option::of("\\PC{0,30}|[a-z|\n]{0,8}"),
             value in proptest::num::f64::ANY,
             ts in any::<i64>().prop_filter("i64::MIN has no absolute value", |t| *t != i64::MIN),
-            kind in prop_oneof![Just(Kind::Counter), Just(Kind::Gauge), Just(Kind::Timer)],
+            kind in proptest::sample::select(Kind::ALL.to_vec()),
         ) {
             let line = Line::encode(&level, kind, &name, Value::Number(value), source.as_deref(), ts);
             prop_assert_eq!(line.as_bytes(), &reference(&level, kind, &name, value, source.as_deref(), ts)[..]);
             let text = std::str::from_utf8(line.as_bytes()).unwrap();
             let parsed = codec::parse_line(text).unwrap();
             prop_assert_eq!(parsed.level.as_bytes(), line.level());
+        }
+
+        /// Whatever labels a caller gives, the line parses, and what follows
+        /// the name follows the label rules, sorted, at most `MAX_LABELS`,
+        /// each accounted for.
+        #[test]
+        fn any_labels_give_a_line_that_parses_with_valid_sorted_labels(
+            name in "[a-z.;|]{1,12}",
+            given in proptest::collection::vec(
+                ("\\PC{0,6}|[a-z_.\\-]{1,4}|level|source", "\\PC{0,8}|[a-z|;=\n\r\t]{0,6}"),
+                0..24,
+            ),
+        ) {
+            let pairs: Vec<(&str, &str)> = given.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            let (text, counts, _) = labelled(&name, &pairs, Wire::Labelled);
+            let parsed = codec::parse_line(&text).unwrap();
+            prop_assert_eq!(parsed.source, Some("web1"));
+            let (sent_name, label_text) = parsed.name.split_once(SEPARATOR).unwrap_or((parsed.name, ""));
+            prop_assert_eq!(sent_name, name.replace([SEPARATOR, '|'], "_"));
+            let labels = Labels::parse(label_text).unwrap();
+            prop_assert!(labels.is_sorted());
+            prop_assert!(labels.len() <= MAX_LABELS);
+            let present = pairs.iter().filter(|(_, v)| !v.is_empty()).count();
+            prop_assert_eq!(labels.len() + counts.dropped as usize, present);
+            prop_assert!(counts.repaired as usize <= labels.len());
         }
     }
 }

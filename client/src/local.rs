@@ -213,7 +213,11 @@ mod tests {
     /// cached and for levels too long to cache.
     #[test]
     fn cached_answers_follow_the_subscriptions() {
-        let shared = Arc::new(Shared::new(4, Waker::new().unwrap()));
+        let shared = Arc::new(Shared::new(
+            4,
+            Waker::new().unwrap(),
+            crate::line::Wire::Labelled,
+        ));
         publish(&shared, &["info|"]);
         let long = "l".repeat(CACHED_LEVEL_BYTES + 1);
         let levels: Vec<String> = (0..CACHED_LEVELS + 3)

@@ -145,8 +145,11 @@ mod tests {
             name,
             value: crate::line::Value::Number(1.0),
             source: None,
+            labels: &[],
         };
-        queue.push_with(stripe, |line| line.write(&sample, 0))
+        queue.push_with(stripe, |line| {
+            line.write(&sample, 0, crate::line::Wire::Labelled);
+        })
     }
 
     fn names(queue: &Queue, max: usize) -> Vec<String> {

@@ -7,7 +7,8 @@
 //! measurement claims a slot of the client's bounded lock-free queue
 //! ([`crate::queue`], striped rings of slots made once: [`crate::ring`]) and
 //! the caller formats the wire line itself straight into it
-//! ([`crate::line`]): no allocation, no copy, sanitised in place. Only when
+//! ([`crate::line`]), labels checked, sorted and repaired on the stack
+//! ([`crate::labels`]): no allocation, no copy, sanitised in place. Only when
 //! the I/O thread has said it is going to sleep does the caller wake it
 //! ([`Shared::after_push`], [`crate::waker`]). What became of the call is
 //! counted in the thread's own counter block ([`crate::stats`]). Timers read
@@ -19,10 +20,11 @@
 
 use crate::client::Zibrato;
 use crate::clock::unix_now;
-use crate::line::{Line, Sample, Value};
+use crate::labels::{LabelCounts, Pairs};
+use crate::line::{Line, Sample, Value, Wire};
 use crate::local;
 use crate::shared::Shared;
-use crate::stats::{bump_owned, bump_shared, ThreadCounters};
+use crate::stats::{add_owned, add_shared, bump_owned, bump_shared, ThreadCounters};
 use std::sync::atomic::{AtomicU64, Ordering};
 use zibrato_backend_api::Kind;
 
@@ -57,8 +59,28 @@ impl Zibrato {
         name: &str,
         value: Value,
         source: Option<&str>,
+        labels: Pairs,
     ) {
-        self.record_checked(&Sample::new(level, kind, name, value, source), true);
+        // `kind` is a constant wherever this is inlined: only the histogram
+        // forms look at the wire.
+        if kind == Kind::Histogram && self.inner.shared.wire == Wire::Legacy {
+            return self.histogram_in_legacy_mode();
+        }
+        let sample = Sample::new(level, kind, name, value, source, labels);
+        self.record_checked(&sample, true);
+    }
+
+    /// Zibrato 0.2's workers have no histograms: not sent, counted.
+    #[cold]
+    #[inline(never)]
+    fn histogram_in_legacy_mode(&self) {
+        let shared = &self.inner.shared;
+        let counted = local::with_client(self.inner.id, shared, |local| {
+            bump_owned(&local.counters.legacy);
+        });
+        if counted.is_none() {
+            bump_shared(&shared.counters.retired.legacy);
+        }
     }
 
     /// `record`; with `check_level` false, for a level already found wanted
@@ -72,7 +94,7 @@ impl Zibrato {
             queue_or_count(
                 shared,
                 &local.counters,
-                bump_owned,
+                add_owned,
                 || !check_level || local.levels.queues(shared, sample.level),
                 local.stripe,
                 sample,
@@ -95,7 +117,7 @@ impl Zibrato {
         queue_or_count(
             shared,
             &shared.counters.retired,
-            bump_shared,
+            add_shared,
             || shared.subscriptions.queues(sample.level),
             0,
             sample,
@@ -105,14 +127,14 @@ impl Zibrato {
 
 /// What every recording call decides: once the client is closed the
 /// measurement is `at_close`; at an unwanted level, `filtered`; else it is
-/// formatted into the queue's `stripe`: `queued`, or `queue_full`. `bump`
-/// writes `counters` (the calling thread's own, or the shared ones). True if
-/// it was queued.
+/// formatted into the queue's `stripe`: `queued` (with the labels it dropped
+/// or repaired), or `queue_full`. `add` writes `counters` (the calling
+/// thread's own, or the shared ones). True if it was queued.
 #[inline(always)]
 fn queue_or_count(
     shared: &Shared,
     counters: &ThreadCounters,
-    bump: fn(&AtomicU64),
+    add: fn(&AtomicU64, u64),
     wanted: impl FnOnce() -> bool,
     stripe: usize,
     sample: &Sample,
@@ -121,27 +143,40 @@ fn queue_or_count(
         &counters.at_close
     } else if !wanted() {
         &counters.filtered
-    } else if enqueue(shared, stripe, sample) {
-        bump(&counters.queued);
+    } else if let Some(labels) = enqueue(shared, stripe, sample) {
+        add(&counters.queued, 1);
+        if labels.any() {
+            count_labels(counters, add, labels);
+        }
         return true;
     } else {
         &counters.queue_full
     };
-    bump(counter);
+    add(counter, 1);
     false
 }
 
-/// Formats a measurement into a free slot of the queue's `stripe`; false if
-/// it is full.
+#[cold]
+#[inline(never)]
+fn count_labels(counters: &ThreadCounters, add: fn(&AtomicU64, u64), labels: LabelCounts) {
+    add(&counters.labels_dropped, u64::from(labels.dropped));
+    add(&counters.labels_repaired, u64::from(labels.repaired));
+}
+
+/// Formats a measurement into a free slot of the queue's `stripe`, and says
+/// what became of its labels; `None` if the stripe is full.
 ///
 /// Kept out of line: inlined, its stack frame and registers would be set up
 /// on every call, the filtered ones included, which then cost a third more.
 #[inline(never)]
-fn enqueue(shared: &Shared, stripe: usize, sample: &Sample) -> bool {
+fn enqueue(shared: &Shared, stripe: usize, sample: &Sample) -> Option<LabelCounts> {
     let timestamp = unix_now();
-    shared
-        .queue
-        .push_with(stripe, |line: &mut Line| line.write(sample, timestamp))
+    let wire = shared.wire;
+    let mut labels = LabelCounts::default();
+    let queued = shared.queue.push_with(stripe, |line: &mut Line| {
+        labels = line.write(sample, timestamp, wire);
+    });
+    queued.then_some(labels)
 }
 
 #[cfg(test)]
@@ -180,6 +215,44 @@ mod tests {
         let stats = z.stats();
         assert_eq!(stats.dropped_send_failed, 1, "{stats:?}");
         assert_eq!(stats.queued, 1, "the line after it is queued: {stats:?}");
+    }
+
+    #[test]
+    fn dropped_and_repaired_labels_are_counted_also_once_their_thread_ended() {
+        let z = closing_client();
+        let hostile: &[(&str, &str)] = &[("level", "x"), ("a", "b|c"), ("a", "d"), ("e", "")];
+        z.labels(hostile).count("info", "n", 1);
+        let other = z.clone();
+        std::thread::spawn(move || other.labels(hostile).histogram("info", "h", 2))
+            .join()
+            .unwrap();
+        let stats = z.stats();
+        assert_eq!(stats.queued, 2, "{stats:?}");
+        assert_eq!((stats.labels_dropped, stats.labels_repaired), (4, 2));
+        assert_eq!(stats.dropped(), 0, "labels are not measurements");
+    }
+
+    #[test]
+    fn legacy_mode_sends_no_histograms_and_drops_every_label() {
+        let z = Zibrato::builder()
+            .port(1)
+            .batching(false)
+            .hold(Duration::from_secs(600))
+            .linger(Duration::from_millis(10))
+            .build()
+            .unwrap();
+        z.histogram("info", "payload.bytes", 512);
+        z.labels(&[("route", "/api")])
+            .histogram("info", "payload.bytes", 1);
+        z.source("web1").histogram("info", "payload.bytes", 2.5);
+        z.labels(&[("route", "/api"), ("method", "GET"), ("none", "")])
+            .count("info", "requests", 1);
+        let stats = z.stats();
+        assert_eq!(stats.dropped_legacy, 3, "{stats:?}");
+        assert_eq!(stats.dropped(), 3, "{stats:?}");
+        assert_eq!(stats.queued, 1, "{stats:?}");
+        assert_eq!(stats.labels_dropped, 2, "{stats:?}");
+        assert_eq!(stats.labels_repaired, 0, "{stats:?}");
     }
 
     #[test]

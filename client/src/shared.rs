@@ -17,7 +17,7 @@
 //! caller ([`Shared::after_push`]), so that every measurement is counted
 //! once.
 
-use crate::line::Line;
+use crate::line::{Line, Wire};
 use crate::queue::Queue;
 use crate::stats::Counters;
 use crate::subscriptions::Subscriptions;
@@ -32,6 +32,9 @@ pub(crate) struct Shared {
     pub(crate) queue: Queue,
     /// Which levels are wanted.
     pub(crate) subscriptions: Subscriptions,
+    /// The workers lines are written for: legacy mode (no batching) writes
+    /// them for Zibrato 0.2's.
+    pub(crate) wire: Wire,
     /// Everything counted.
     pub(crate) counters: Counters,
     /// Set by the I/O thread just before it sleeps in `zmq_poll`.
@@ -52,10 +55,11 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    pub(crate) fn new(capacity: usize, waker: Waker) -> Shared {
+    pub(crate) fn new(capacity: usize, waker: Waker, wire: Wire) -> Shared {
         Shared {
             queue: Queue::new(capacity, Queue::stripes_for_this_machine()),
             subscriptions: Subscriptions::new(),
+            wire,
             counters: Counters::default(),
             sleeping: AtomicBool::new(false),
             waker,

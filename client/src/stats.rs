@@ -8,11 +8,14 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
-/// Counts of a client's measurements by what became of them.
+/// Counts of a client's measurements by what became of them, and of the
+/// labels that were dropped or repaired on the way.
 ///
 /// Every measurement recorded is, in the end, exactly one of: `sent`,
 /// `filtered`, or one of the `dropped_*` counts (the remainder is still on its
-/// way: queued, held or in a frame being sent).
+/// way: queued, held or in a frame being sent). `labels_dropped` and
+/// `labels_repaired` count labels, not measurements: a measurement whose
+/// labels were dropped or repaired is still sent.
 ///
 /// A snapshot taken while measurements are being recorded is not exact: the
 /// counters are read one after the other as lines move on, so for a moment
@@ -46,6 +49,19 @@ pub struct Stats {
     /// out, or recorded after it was closed (the default client is closed at
     /// exit while other threads may still record).
     pub dropped_at_close: u64,
+    /// Histograms recorded by a client in legacy mode
+    /// ([`Builder::batching(false)`](crate::Builder::batching)): Zibrato
+    /// 0.2's workers have no such type, so none is sent.
+    pub dropped_legacy: u64,
+    /// Labels left off queued measurements: a key that breaks the rules, a
+    /// reserved key, a key given a second time, one label beyond
+    /// [`MAX_LABELS`](crate::limits::MAX_LABELS), or every
+    /// label in legacy mode (see [`Zibrato::labels`](crate::Zibrato::labels)).
+    pub labels_dropped: u64,
+    /// Labels of queued measurements sent with their value repaired:
+    /// characters the wire cannot carry replaced with `_`, or the value cut
+    /// to [`MAX_VALUE_BYTES`](crate::limits::MAX_VALUE_BYTES).
+    pub labels_repaired: u64,
 }
 
 impl Stats {
@@ -56,6 +72,7 @@ impl Stats {
             + self.dropped_unsubscribed
             + self.dropped_send_failed
             + self.dropped_at_close
+            + self.dropped_legacy
     }
 }
 
@@ -70,29 +87,38 @@ pub(crate) struct ThreadCounters {
     /// Recorded after the client was closed (the default client, at exit,
     /// while other threads still run).
     pub(crate) at_close: AtomicU64,
+    /// Histograms recorded in legacy mode.
+    pub(crate) legacy: AtomicU64,
+    pub(crate) labels_dropped: AtomicU64,
+    pub(crate) labels_repaired: AtomicU64,
 }
 
 impl ThreadCounters {
+    /// Each counter of the block beside the `Stats` field it adds to.
+    fn fields<'a>(&'a self, stats: &'a mut Stats) -> [(&'a AtomicU64, &'a mut u64); 7] {
+        [
+            (&self.filtered, &mut stats.filtered),
+            (&self.queued, &mut stats.queued),
+            (&self.queue_full, &mut stats.dropped_queue_full),
+            (&self.at_close, &mut stats.dropped_at_close),
+            (&self.legacy, &mut stats.dropped_legacy),
+            (&self.labels_dropped, &mut stats.labels_dropped),
+            (&self.labels_repaired, &mut stats.labels_repaired),
+        ]
+    }
+
     fn add_to(&self, stats: &mut Stats) {
-        stats.filtered += self.filtered.load(Ordering::Relaxed);
-        stats.queued += self.queued.load(Ordering::Relaxed);
-        stats.dropped_queue_full += self.queue_full.load(Ordering::Relaxed);
-        stats.dropped_at_close += self.at_close.load(Ordering::Relaxed);
+        for (counter, total) in self.fields(stats) {
+            *total += counter.load(Ordering::Relaxed);
+        }
     }
 
     fn fold_into(&self, other: &ThreadCounters) {
-        other
-            .filtered
-            .fetch_add(self.filtered.load(Ordering::Relaxed), Ordering::Relaxed);
-        other
-            .queued
-            .fetch_add(self.queued.load(Ordering::Relaxed), Ordering::Relaxed);
-        other
-            .queue_full
-            .fetch_add(self.queue_full.load(Ordering::Relaxed), Ordering::Relaxed);
-        other
-            .at_close
-            .fetch_add(self.at_close.load(Ordering::Relaxed), Ordering::Relaxed);
+        let mut mine = Stats::default();
+        self.add_to(&mut mine);
+        for (counter, value) in other.fields(&mut mine) {
+            counter.fetch_add(*value, Ordering::Relaxed);
+        }
     }
 }
 
@@ -112,6 +138,12 @@ pub(crate) fn bump_shared(counter: &AtomicU64) {
     counter.fetch_add(1, Ordering::Relaxed);
 }
 
+/// Adds `n` to a counter that several threads may write.
+#[inline]
+pub(crate) fn add_shared(counter: &AtomicU64, n: u64) {
+    counter.fetch_add(n, Ordering::Relaxed);
+}
+
 /// Counters the I/O thread keeps (its own, so written by one thread only).
 #[derive(Debug, Default)]
 pub(crate) struct IoCounters {
@@ -124,7 +156,9 @@ pub(crate) struct IoCounters {
     pub(crate) at_close: AtomicU64,
 }
 
-/// Adds `n` to a counter only the I/O thread writes.
+/// Adds `n` to a counter only one thread writes (the I/O thread's, or a
+/// calling thread's own block).
+#[inline]
 pub(crate) fn add_owned(counter: &AtomicU64, n: u64) {
     counter.store(
         counter.load(Ordering::Relaxed).wrapping_add(n),

@@ -46,6 +46,19 @@ fn largest<T: PartialOrd + Copy>(items: &[T]) -> Option<T> {
     })
 }
 
+#[zibrato::count_me(
+    level = "info",
+    name = "routed",
+    labels(route = "/api", method = "GET")
+)]
+fn routed() -> u8 {
+    1
+}
+
+// Keys that are not identifiers are strings; keywords are keys too.
+#[zibrato::time_me(level = "debug", labels("db.table" = "orders", r#type = "read"), source = "db")]
+fn query() {}
+
 struct Counter {
     n: u64,
 }
@@ -122,7 +135,26 @@ fn decorated_functions_measure_and_return_what_they_returned() {
     assert_eq!(largest(&[3, 9, 2]), Some(9));
     assert_eq!(largest(&[0.5, -1.0]), Some(0.5));
     let got = worker.receive(2, DEADLINE);
+    assert_eq!(got.len(), 2, "{got:?}");
     assert!(got.iter().all(|g| g.name == "largest"), "{got:?}");
+
+    // Labels come sorted by key after the name.
+    assert_eq!(routed(), 1);
+    query();
+    let got = worker.receive(2, DEADLINE);
+    let mut got: Vec<_> = got
+        .iter()
+        .map(|g| (g.kind, g.name.as_str(), g.source.as_deref()))
+        .collect();
+    // Levels travel in frames of their own: only the order within one is kept.
+    got.sort_by_key(|g| g.1);
+    assert_eq!(
+        got,
+        [
+            (Kind::Timer, "query;db.table=orders;type=read", Some("db")),
+            (Kind::Counter, "routed;method=GET;route=/api", None),
+        ]
+    );
 
     let mut counter = Counter { n: 0 };
     counter.bump().bump();

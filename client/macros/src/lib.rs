@@ -12,18 +12,26 @@ use proc_macro::TokenStream;
 use proc_macro2::Literal;
 use proc_macro2::{Span, TokenStream as TokenStream2};
 use quote::quote;
+use syn::ext::IdentExt;
 use syn::parse::Parser;
 use syn::punctuated::Punctuated;
 use syn::spanned::Spanned;
 use syn::{Expr, ExprLit, ExprUnary, ItemFn, Lit, LitStr, Meta, Token, UnOp};
+use zibrato_backend_api::labels::{check_key, check_value, LabelError, MAX_LABELS};
 
 /// Counts each call of the function on the process-wide default client.
 ///
 /// `#[zibrato::count_me(level = "info", name = "calls", value = 5, source = "web")]`
 ///
 /// `level` is required; `name` defaults to the function's name, `value` to 1,
-/// `source` to none. Works on free functions, methods, generic and `async`
-/// functions; the count is sent when the call starts.
+/// `source` to none, labels to none. Works on free functions, methods,
+/// generic and `async` functions; the count is sent when the call starts.
+///
+/// Labels: `labels(route = "/api", method = "GET")`; a key that is not a
+/// Rust identifier is written as a string (`labels("http.method" = "GET")`).
+/// They are checked against the label rules at compile time (a bad or
+/// reserved key, a bad value, an empty value, a key twice, too many labels
+/// are errors) and sorted, so the call costs what a static slice does.
 #[proc_macro_attribute]
 pub fn count_me(args: TokenStream, item: TokenStream) -> TokenStream {
     expand(Form::Count, args.into(), item.into())
@@ -35,10 +43,10 @@ pub fn count_me(args: TokenStream, item: TokenStream) -> TokenStream {
 /// sends the elapsed seconds when it returns (or unwinds). For an `async fn`
 /// it times the whole future, from its first poll to its completion.
 ///
-/// `#[zibrato::time_me(level = "debug", name = "work", source = "web")]`
+/// `#[zibrato::time_me(level = "debug", name = "work", source = "web", labels(db = "orders"))]`
 ///
 /// `level` is required; `name` defaults to the function's name, `source` to
-/// none.
+/// none, labels to none (written as for [`count_me`](macro@count_me)).
 #[proc_macro_attribute]
 pub fn time_me(args: TokenStream, item: TokenStream) -> TokenStream {
     expand(Form::Time, args.into(), item.into())
@@ -62,8 +70,8 @@ impl Form {
 
     fn keys(self) -> &'static str {
         match self {
-            Form::Count => "`level`, `name`, `value` or `source`",
-            Form::Time => "`level`, `name` or `source`",
+            Form::Count => "`level`, `name`, `value`, `source` or `labels(...)`",
+            Form::Time => "`level`, `name`, `source` or `labels(...)`",
         }
     }
 }
@@ -75,6 +83,8 @@ struct Args {
     /// The value as an `f64` expression.
     value: Option<TokenStream2>,
     source: Option<LitStr>,
+    /// Checked, sorted by key.
+    labels: Option<Vec<(String, LitStr)>>,
 }
 
 fn expand(form: Form, args: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
@@ -113,16 +123,19 @@ fn expand(form: Form, args: TokenStream2, item: TokenStream2) -> syn::Result<Tok
         Some(s) => quote!(::core::option::Option::Some(#s)),
         None => quote!(::core::option::Option::None),
     };
+    let labels = args.labels.unwrap_or_default();
+    let (keys, values): (Vec<_>, Vec<_>) = labels.into_iter().unzip();
+    let labels = quote!(&[#((#keys, #values)),*]);
     let guard = syn::Ident::new("__zibrato_guard", Span::mixed_site());
     let statement: TokenStream2 = match form {
         Form::Count => {
             let value = args.value.unwrap_or_else(|| quote!(1.0_f64));
             quote! {
-                ::zibrato::__private::count(#level, #name, #value, #source);
+                ::zibrato::__private::count(#level, #name, #value, #source, #labels);
             }
         }
         Form::Time => quote! {
-            let #guard = ::zibrato::__private::time(#level, #name, #source);
+            let #guard = ::zibrato::__private::time(#level, #name, #source, #labels);
         },
     };
     let statement: syn::Stmt = syn::parse2(statement)?;
@@ -137,8 +150,21 @@ fn parse_args(form: Form, args: TokenStream2) -> syn::Result<Args> {
         name: None,
         value: None,
         source: None,
+        labels: None,
     };
     for meta in metas {
+        if let Meta::List(list) = &meta {
+            if list.path.is_ident("labels") {
+                if out.labels.is_some() {
+                    return Err(syn::Error::new(
+                        list.path.span(),
+                        "`labels` is given more than once",
+                    ));
+                }
+                out.labels = Some(labels(list)?);
+                continue;
+            }
+        }
         let Meta::NameValue(nv) = meta else {
             return Err(syn::Error::new(
                 meta.span(),
@@ -206,6 +232,75 @@ fn parse_args(form: Form, args: TokenStream2) -> syn::Result<Args> {
             }
         }
     }
+    Ok(out)
+}
+
+/// One label as written: `key = "value"`, the key an identifier or a string.
+struct LabelArg {
+    key: String,
+    key_span: Span,
+    value: LitStr,
+}
+
+impl syn::parse::Parse for LabelArg {
+    fn parse(input: syn::parse::ParseStream) -> syn::Result<LabelArg> {
+        let (key, key_span) = if input.peek(LitStr) {
+            let key: LitStr = input.parse()?;
+            (key.value(), key.span())
+        } else {
+            // Keywords (`type`) are keys too.
+            let key = syn::Ident::parse_any(input).map_err(|e| {
+                syn::Error::new(
+                    e.span(),
+                    "expected a label `key = \"value\"`, e.g. `route = \"/api\"`",
+                )
+            })?;
+            (key.unraw().to_string(), key.span())
+        };
+        input.parse::<Token![=]>()?;
+        let value: Expr = input.parse()?;
+        let Expr::Lit(ExprLit {
+            lit: Lit::Str(value),
+            ..
+        }) = value
+        else {
+            return Err(syn::Error::new(
+                value.span(),
+                format!("a label value is a string literal: `{key} = \"...\"`"),
+            ));
+        };
+        Ok(LabelArg {
+            key,
+            key_span,
+            value,
+        })
+    }
+}
+
+/// `labels(k = "v", ...)`, checked against the label rules and sorted by key.
+fn labels(list: &syn::MetaList) -> syn::Result<Vec<(String, LitStr)>> {
+    let args = list.parse_args_with(Punctuated::<LabelArg, Token![,]>::parse_terminated)?;
+    let mut out: Vec<(String, LitStr)> = Vec::new();
+    for arg in args {
+        let error = |e: LabelError| syn::Error::new(arg.key_span, e.to_string());
+        check_key(&arg.key).map_err(error)?;
+        if out.iter().any(|(key, _)| *key == arg.key) {
+            return Err(error(LabelError::DuplicateKey));
+        }
+        let value = arg.value.value();
+        if value.is_empty() {
+            return Err(syn::Error::new(
+                arg.value.span(),
+                "an empty label value means no label: leave the label out",
+            ));
+        }
+        check_value(&value).map_err(|e| syn::Error::new(arg.value.span(), e.to_string()))?;
+        if out.len() == MAX_LABELS {
+            return Err(error(LabelError::TooMany));
+        }
+        out.push((arg.key, arg.value));
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
     Ok(out)
 }
 

@@ -105,13 +105,37 @@ impl Worker {
         }
     }
 
-    fn receive_frame(&mut self, wait: Duration) -> Vec<Got> {
+    /// Receives until `n` lines have arrived or the deadline passes, as
+    /// they came: the text of each frame split at its line breaks.
+    pub fn receive_lines(&mut self, n: usize, deadline: Duration) -> Vec<String> {
+        let until = Instant::now() + deadline;
+        let mut lines = Vec::new();
+        while lines.len() < n {
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            if let Some(frame) = self.raw_frame(left) {
+                let text = String::from_utf8(frame).expect("frames are UTF-8");
+                lines.extend(text.split('\n').map(str::to_owned));
+            }
+        }
+        lines
+    }
+
+    fn raw_frame(&mut self, wait: Duration) -> Option<Vec<u8>> {
         let millis = wait.as_millis().clamp(1, 1000) as i64;
         if self.socket.poll(zmq::POLLIN, millis).unwrap() == 0 {
-            return Vec::new();
+            return None;
         }
-        let frame = self.socket.recv_bytes(0).unwrap();
         self.frames += 1;
+        Some(self.socket.recv_bytes(0).unwrap())
+    }
+
+    fn receive_frame(&mut self, wait: Duration) -> Vec<Got> {
+        let Some(frame) = self.raw_frame(wait) else {
+            return Vec::new();
+        };
         parse_frame(&frame)
             .map(|m| {
                 let m = m.unwrap_or_else(|e| {

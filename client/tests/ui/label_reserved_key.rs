@@ -1,0 +1,6 @@
+#[zibrato::count_me(level = "info", labels(level = "debug"))]
+fn f() {}
+
+fn main() {
+    f();
+}
