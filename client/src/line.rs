@@ -523,6 +523,7 @@ mod tests {
                 value,
                 timestamp: ts,
                 source,
+                labels: Labels::NONE,
             },
         );
         out

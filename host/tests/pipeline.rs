@@ -164,7 +164,7 @@ fn malformed_messages_are_counted_and_skipped() {
     let publisher = Publisher::connect(&broker);
     publisher.probe_until_seen(&worker, "info");
     publisher.send("info|Counter|too|few");
-    publisher.send("info|Histogram|x|1|1764057600|web1");
+    publisher.send("info|Distribution|x|1|1764057600|web1");
     publisher.send(b"info|Counter|x|\xff\xfe|1764057600|web1".as_slice());
     // A batched frame with one bad line: the good lines are kept.
     publisher.send("info|Counter|after|1|1764057600|a\ninfo|Counter|after|NaN|1764057600|a\ninfo|Counter|after|2|1764057600|a");
