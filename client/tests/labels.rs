@@ -12,7 +12,7 @@ use common::{start_broker, Worker, DEADLINE};
 use std::time::Duration;
 use zibrato::{Kind, Labelled, Zibrato};
 use zibrato_backend_api::codec::parse_line;
-use zibrato_backend_api::labels::{Labels, MAX_LABELS, SEPARATOR};
+use zibrato_backend_api::labels::MAX_LABELS;
 use zibrato_broker::BrokerHandle;
 
 const API: &[(&str, &str)] = &[("route", "/api"), ("method", "GET")];
@@ -157,9 +157,9 @@ fn hostile_labels_never_break_a_line() {
     for line in &lines[..n] {
         assert_eq!(line.matches('|').count(), 5, "{line:?}");
         let m = parse_line(line).unwrap_or_else(|e| panic!("{line:?}: {e}"));
-        assert_eq!(m.name, sent_name);
+        assert_eq!(common::name_field(&m), sent_name);
         assert_eq!(m.source, Some("web1"));
-        let labels = Labels::parse(m.name.split_once(SEPARATOR).unwrap().1).unwrap();
+        let labels = m.labels;
         assert!(labels.is_sorted());
         assert_eq!(labels.len(), MAX_LABELS);
     }
@@ -220,7 +220,7 @@ fn legacy_mode_sends_neither_labels_nor_histograms() {
         .iter()
         .map(|l| {
             let m = parse_line(l).unwrap();
-            (m.kind, m.name.to_owned(), m.source.map(str::to_owned))
+            (m.kind, common::name_field(&m), m.source.map(str::to_owned))
         })
         .collect();
     assert_eq!(

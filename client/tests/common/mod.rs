@@ -17,10 +17,22 @@ pub const DEADLINE: Duration = Duration::from_secs(30);
 pub struct Got {
     pub level: String,
     pub kind: Kind,
+    /// The name field as it was on the wire: the name, then its labels in
+    /// the order the client wrote them ([`name_field`]).
     pub name: String,
     pub value: f64,
     pub timestamp: i64,
     pub source: Option<String>,
+}
+
+/// The name field of a parsed line as it was on the wire: the name, and the
+/// label text as it came (so that tests see the client's order).
+pub fn name_field(m: &zibrato_backend_api::Measurement<'_>) -> String {
+    if m.labels.as_str().is_empty() {
+        m.name.to_owned()
+    } else {
+        format!("{};{}", m.name, m.labels.as_str())
+    }
 }
 
 /// A broker of its own, on any free pair of ports.
@@ -144,7 +156,7 @@ impl Worker {
                 Got {
                     level: m.level.to_owned(),
                     kind: m.kind,
-                    name: m.name.to_owned(),
+                    name: name_field(&m),
                     value: m.value,
                     timestamp: m.timestamp,
                     source: m.source.map(str::to_owned),
