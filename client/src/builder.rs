@@ -12,8 +12,14 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use zibrato_backend_api::endpoint::{Endpoint, ResolveError, DEFAULT_HOST, DEFAULT_PORT};
 
-/// Why port 0 is refused, by [`Builder::build`] and for `ZIBRATO_PORT`.
+/// Why port 0 is refused by [`Builder::build`].
 const PORT_ZERO: &str = "the broker listens on a fixed port (default 5550)";
+
+/// Why a `ZIBRATO_PORT` is refused: each names the variable, since the
+/// program's code never mentioned the port.
+const ENV_PORT_ZERO: &str = "ZIBRATO_PORT is 0: the broker listens on a fixed port (default 5550)";
+const ENV_PORT_TOO_BIG: &str = "ZIBRATO_PORT is above 65535";
+const ENV_PORT_NOT_A_NUMBER: &str = "ZIBRATO_PORT is not a number";
 
 /// Why a client could not be built. Every message is one line that says what
 /// to fix.
@@ -338,9 +344,9 @@ impl Builder {
 fn parse_port(text: &str) -> Result<u16, (String, &'static str)> {
     let invalid = |reason| (text.to_owned(), reason);
     match text.trim().parse::<u64>() {
-        Ok(0) => Err(invalid(PORT_ZERO)),
-        Ok(port) => u16::try_from(port).map_err(|_| invalid("ports go up to 65535")),
-        Err(_) => Err(invalid("not a number (ZIBRATO_PORT)")),
+        Ok(0) => Err(invalid(ENV_PORT_ZERO)),
+        Ok(port) => u16::try_from(port).map_err(|_| invalid(ENV_PORT_TOO_BIG)),
+        Err(_) => Err(invalid(ENV_PORT_NOT_A_NUMBER)),
     }
 }
 
@@ -354,6 +360,7 @@ mod tests {
             let (port, reason) = parse_port(text).unwrap_err();
             let e = Error::InvalidPort { port, reason };
             assert!(e.to_string().starts_with("invalid port"), "{e}");
+            assert!(e.to_string().contains("ZIBRATO_PORT"), "{e}");
         }
         assert_eq!(parse_port(" 5550 ").unwrap(), 5550);
     }
@@ -393,6 +400,11 @@ mod tests {
     /// The message for port 0 names the default port.
     #[test]
     fn the_port_zero_message_names_the_default_port() {
-        assert!(PORT_ZERO.ends_with(&format!("(default {DEFAULT_PORT})")));
+        for text in [PORT_ZERO, ENV_PORT_ZERO] {
+            assert!(
+                text.ends_with(&format!("(default {DEFAULT_PORT})")),
+                "{text}"
+            );
+        }
     }
 }

@@ -226,5 +226,6 @@ fn a_bad_zibrato_port_leaves_no_default_client_logged_once_and_decorated_calls_r
         assert_eq!(logged.len(), 1, "{port}: {transcript}");
         let expected = format!("LOG ERROR zibrato: no default client: invalid port {port:?}: ");
         assert!(logged[0].starts_with(&expected), "{}", logged[0]);
+        assert!(logged[0].contains("ZIBRATO_PORT"), "{}", logged[0]);
     }
 }

@@ -7,37 +7,6 @@ use common::{client_for, start_broker, Worker, DEADLINE};
 use std::time::{Duration, Instant};
 use zibrato::Kind;
 
-/// Sends probes through `client` until one arrives at `worker`, then a
-/// marker, and receives until the marker: from then on the subscription has
-/// reached the broker, and every probe still in flight has been received
-/// (one client's lines arrive in order), so none is mistaken for a
-/// measurement of the test.
-fn subscribe(worker: &mut Worker, client: &zibrato::Zibrato, level: &str) {
-    let until = Instant::now() + DEADLINE;
-    while !worker
-        .receive_for(Duration::from_millis(100))
-        .iter()
-        .any(|g| g.name == "probe")
-    {
-        assert!(
-            Instant::now() < until,
-            "no probe arrived within {DEADLINE:?}"
-        );
-        client.count(level, "probe", 1);
-    }
-    client.count(level, "probes.done", 1);
-    while !worker
-        .receive(1, until.saturating_duration_since(Instant::now()))
-        .iter()
-        .any(|g| g.name == "probes.done")
-    {
-        assert!(
-            Instant::now() < until,
-            "the marker after the probes never arrived"
-        );
-    }
-}
-
 #[test]
 fn count_delivers_a_counter_with_its_value_and_source() {
     let broker = start_broker();
@@ -187,7 +156,7 @@ fn levels_without_a_subscriber_are_filtered_not_lost() {
         .hold(Duration::from_millis(300))
         .build()
         .unwrap();
-    subscribe(&mut worker, &z, "info");
+    worker.wait_until_subscribed(&z, "info");
     wait_until_holding(&z, false, "debug");
     // The probes of that wait queued while the client was still holding are
     // settled (dropped as unsubscribed) before the counts are taken.
@@ -219,7 +188,7 @@ fn a_backlog_is_batched_into_frames_and_nothing_is_lost() {
     let broker = start_broker();
     let mut worker = Worker::new(&broker, &["info", "debug"]);
     let z = client_for(&broker);
-    subscribe(&mut worker, &z, "info");
+    worker.wait_until_subscribed(&z, "info");
     let frames_before = worker.frames;
     let n = 20_000;
     for i in 0..n {
@@ -247,7 +216,7 @@ fn with_batching_off_every_frame_carries_one_line() {
         .batching(false)
         .build()
         .unwrap();
-    subscribe(&mut worker, &z, "info");
+    worker.wait_until_subscribed(&z, "info");
     let frames_before = worker.frames;
     for i in 0..2000 {
         z.count("info", "single", i);
@@ -290,7 +259,7 @@ fn metrics_resume_after_a_broker_restart() {
     let port = broker.publisher_port();
     let mut worker = Worker::new(&broker, &["info"]);
     let z = client_for(&broker);
-    subscribe(&mut worker, &z, "info");
+    worker.wait_until_subscribed(&z, "info");
     broker.stop();
     let until = Instant::now() + DEADLINE;
     let broker = loop {
@@ -341,7 +310,7 @@ fn measurements_recorded_while_the_broker_restarts_are_held_and_delivered() {
     let port = broker.publisher_port();
     let mut worker = Worker::new(&broker, &["info"]);
     let z = client_for(&broker);
-    subscribe(&mut worker, &z, "info");
+    worker.wait_until_subscribed(&z, "info");
     wait_until_holding(&z, false, "unwatched");
 
     broker.stop();

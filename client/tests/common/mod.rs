@@ -165,19 +165,34 @@ impl Worker {
             .collect()
     }
 
-    /// Sends probes through `client` until one arrives: from then on the
-    /// subscription is known to have reached the broker.
+    /// Sends probes through `client` until one arrives, then a marker, and
+    /// receives until the marker: from then on the subscription has reached
+    /// the broker, and every probe still in flight has been received (one
+    /// client's lines arrive in order), so none is mistaken for a
+    /// measurement of the test.
     pub fn wait_until_subscribed(&mut self, client: &Zibrato, level: &str) {
         let until = Instant::now() + DEADLINE;
-        while Instant::now() < until {
+        while !self
+            .receive_for(Duration::from_millis(100))
+            .iter()
+            .any(|g| g.name == "probe")
+        {
+            assert!(
+                Instant::now() < until,
+                "no probe arrived within {DEADLINE:?}"
+            );
             client.count(level, "probe", 1);
-            let got = self.receive_for(Duration::from_millis(100));
-            if got.iter().any(|g| g.name == "probe") {
-                // Let any probes still in flight arrive.
-                self.receive_for(Duration::from_millis(200));
-                return;
-            }
         }
-        panic!("no probe arrived within {DEADLINE:?}");
+        client.count(level, "probes.done", 1);
+        while !self
+            .receive(1, until.saturating_duration_since(Instant::now()))
+            .iter()
+            .any(|g| g.name == "probes.done")
+        {
+            assert!(
+                Instant::now() < until,
+                "the marker after the probes never arrived"
+            );
+        }
     }
 }
