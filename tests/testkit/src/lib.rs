@@ -495,7 +495,8 @@ impl Publisher {
     }
 
     /// Probes until `worker` shows, on standard output or error, a line
-    /// mentioning the probe (stdout/jsonl output, or a debug log line).
+    /// mentioning the probe and `level` (stdout/jsonl output, or a debug log
+    /// line): a probe of another level seen earlier does not count.
     pub fn probe_until_seen(&self, worker: &Process, level: &str) {
         self.probe_until(level, || {
             worker
@@ -503,7 +504,7 @@ impl Publisher {
                 .get()
                 .iter()
                 .chain(worker.stderr().get().iter())
-                .any(|l| l.contains(PROBE_NAME))
+                .any(|l| l.contains(PROBE_NAME) && l.contains(level))
         });
     }
 }
