@@ -1,20 +1,27 @@
 //! statsd's line grammar: `name:value|type`, with an optional DogStatsD tag
 //! section `|#key:value,key:value`.
 //!
-//! A series is identified by its *key*: the statsd name and, when tags are in
-//! use, the tag section after a `|` (`web.requests`, `requests|#source:web1`).
-//! Names and tags are sanitised, so the key holds no other `|` and a line is
-//! always grammatical:
+//! A series is identified by its *key*: the statsd name and, with DogStatsD
+//! tags, the tag section after a `|` (`web.requests`,
+//! `requests|#method:GET,source:web1`). Every part is sanitised, so the key
+//! holds no other `|` and a line is always grammatical. Labels are written
+//! sorted by key, so the same labels in another order make the same key, and
+//! the store that sums counters per key ([`crate::pending`]) sees one series.
 //!
-//! - name parts (prefix, level, source, name) lose `:`, `|`, `@`, `#`,
+//! - Name parts (prefix, level, source, name) lose `:`, `|`, `@`, `#`, `;`,
 //!   whitespace and control characters (each becomes `_`), as
 //!   [`statsd_name`] does; the source also has its dots replaced, so that a
-//!   host name (`web1.example.com`) stays one component of the hierarchy;
-//! - tag values lose the same characters and `,`, the tag separator;
-//! - labels follow the name in Graphite's tag syntax, sorted by key
-//!   (`name;key=value;key=value`), which Etsy's statsd (0.9 and later) keeps
-//!   as a tagged series; label keys are statsd-safe already, label values
-//!   lose the characters names lose.
+//!   host name (`web1.example.com`) stays one component of the hierarchy.
+//! - Labels travel as the [`TagStyle`] says:
+//!   - `graphite`: after the name as Graphite tags, `name;key=value`
+//!     ([`graphite_value`]);
+//!   - `dogstatsd`: as DogStatsD tags, `|#key:value`, before the source's
+//!     and level's tags ([`tag_value`]);
+//!   - `none`: folded into the name, `name.key.value`, keys and values
+//!     reduced to letters, digits, `_` and `-` ([`folded_part`]).
+//! - Label keys are letters, digits, `_`, `.` and `-` by the wire's rules
+//!   ([`zibrato_backend_api::labels`]): safe as Graphite tag names and
+//!   DogStatsD tag keys as they are.
 
 use crate::settings::TagStyle;
 use std::borrow::Cow;
@@ -62,61 +69,78 @@ impl Namer {
     pub fn write_key(&self, key: &mut String, m: &Measurement<'_>) {
         key.clear();
         let source = m.source.filter(|s| !s.is_empty() && *s != NO_SOURCE);
-        let part = |key: &mut String, text: &str| {
-            if !key.is_empty() {
-                key.push('.');
-            }
-            key.push_str(text);
-        };
         if !self.prefix.is_empty() {
-            part(key, &self.prefix);
+            push_part(key, &self.prefix);
         }
-        match self.tags {
-            TagStyle::None => {
-                if self.include_level {
-                    part(key, &statsd_name(m.level));
-                }
-                if let Some(source) = source {
-                    part(key, &source_part(source));
-                }
-                part(key, &statsd_name(m.name));
-                push_labels(key, m);
+        if self.tags == TagStyle::Dogstatsd {
+            push_part(key, &statsd_name(m.name));
+            let mut tags = Tags::new(key);
+            for (label, value) in m.labels.sorted().iter() {
+                tags.push(label, &tag_value(value));
             }
-            TagStyle::Dogstatsd => {
-                part(key, &statsd_name(m.name));
-                push_labels(key, m);
-                let mut sep = "|#";
-                if let Some(source) = source {
-                    key.push_str(sep);
-                    key.push_str("source:");
-                    key.push_str(&tag_value(source));
-                    sep = ",";
-                }
-                if self.include_level {
-                    key.push_str(sep);
-                    key.push_str("level:");
-                    key.push_str(&tag_value(m.level));
-                }
+            if let Some(source) = source {
+                tags.push("source", &tag_value(source));
+            }
+            if self.include_level {
+                tags.push("level", &tag_value(m.level));
+            }
+            return;
+        }
+        if self.include_level {
+            push_part(key, &statsd_name(m.level));
+        }
+        if let Some(source) = source {
+            push_part(key, &source_part(source));
+        }
+        push_part(key, &statsd_name(m.name));
+        for (label, value) in m.labels.sorted().iter() {
+            if self.tags == TagStyle::Graphite {
+                key.push(';');
+                key.push_str(label);
+                key.push('=');
+                key.push_str(&graphite_value(value));
+            } else {
+                push_part(key, &folded_part(label));
+                push_part(key, &folded_part(value));
             }
         }
     }
 }
 
-/// Appends `m`'s labels to the name in `key`, sorted by key, as Graphite tags
-/// (`;key=value`): a labelled series stays apart from the unlabelled one.
-fn push_labels(key: &mut String, m: &Measurement<'_>) {
-    for (label, value) in m.labels.sorted().iter() {
-        key.push(';');
-        key.push_str(label);
-        key.push('=');
-        key.push_str(&statsd_name(value));
+/// Appends `text` to the name in `key` as its next component.
+fn push_part(key: &mut String, text: &str) {
+    if !key.is_empty() {
+        key.push('.');
+    }
+    key.push_str(text);
+}
+
+/// A DogStatsD tag section being appended to a key: `|#` before the first
+/// tag, `,` between tags.
+struct Tags<'k> {
+    key: &'k mut String,
+    first: bool,
+}
+
+impl<'k> Tags<'k> {
+    fn new(key: &'k mut String) -> Tags<'k> {
+        Tags { key, first: true }
+    }
+
+    fn push(&mut self, name: &str, value: &str) {
+        self.key.push_str(if self.first { "|#" } else { "," });
+        self.first = false;
+        self.key.push_str(name);
+        self.key.push(':');
+        self.key.push_str(value);
     }
 }
 
 /// Whether `c` is allowed in a statsd metric name: no `:`, `|`, `@`, `#`,
-/// whitespace or control characters.
+/// `;`, whitespace or control characters. (`;` would start Graphite tags
+/// in Etsy's statsd.)
 pub fn is_statsd_char(c: char) -> bool {
-    !(matches!(c, ':' | '|' | '@' | '#') || c.is_whitespace() || c.is_control())
+    !(matches!(c, ':' | '|' | '@' | '#' | ';') || c.is_whitespace() || c.is_control())
 }
 
 /// A metric name made safe for statsd.
@@ -129,9 +153,42 @@ fn source_part(source: &str) -> Cow<'_, str> {
     sanitize(source, |c| c != '.' && is_statsd_char(c), '_', usize::MAX)
 }
 
-/// A DogStatsD tag value: statsd-safe and without `,`.
+/// Whether `c` is allowed in a DogStatsD tag value: what a name allows,
+/// and no `,` (the tag separator). `:` is out as in names: it separates a
+/// tag's key from its value, and Etsy's statsd reads only the first.
+pub fn is_tag_char(c: char) -> bool {
+    c != ',' && is_statsd_char(c)
+}
+
+/// A DogStatsD tag value: `,`, `:`, `|`, `@`, `#`, `;`, whitespace and
+/// control characters become `_`.
 pub fn tag_value(text: &str) -> Cow<'_, str> {
-    sanitize(text, |c| c != ',' && is_statsd_char(c), '_', 200)
+    sanitize(text, is_tag_char, '_', usize::MAX)
+}
+
+/// A Graphite tag value: statsd-safe (a value may hold any ASCII but `;`
+/// in Graphite, but a statsd line has its own separators), and not starting
+/// with `~`, which Graphite reserves.
+pub fn graphite_value(text: &str) -> Cow<'_, str> {
+    let clean = statsd_name(text);
+    match clean.strip_prefix('~') {
+        Some(rest) => Cow::Owned(format!("_{rest}")),
+        None => clean,
+    }
+}
+
+/// Whether `c` is kept in a label key or value folded into a name: ASCII
+/// letters, digits, `_` and `-`, which every statsd server and Graphite
+/// keep as they are. A dot would split one key or value into two name
+/// components, so that different labels could fold into the same name.
+pub fn is_folded_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '_' | '-')
+}
+
+/// A label key or value as one name component (`tags = "none"`): every
+/// other character becomes `_` (`/api/v1` → `_api_v1`).
+pub fn folded_part(text: &str) -> Cow<'_, str> {
+    sanitize(text, is_folded_char, '_', usize::MAX)
 }
 
 /// Appends the line `name:value|kind` (and `|#tags` when the key has them) to
@@ -247,28 +304,88 @@ mod tests {
         assert_eq!(line(&k, 2.5, TIMER), "app.r:2.5|ms|#source:a_b_c_d_e");
     }
 
+    /// The key `namer` gives a counter `http.requests` from `web1` with
+    /// `labels`.
+    fn labelled(namer: &Namer, labels: &'static str) -> String {
+        let mut key = String::new();
+        let m = counter("http.requests", 1.0)
+            .with_source("web1")
+            .with_labels(labels);
+        namer.write_key(&mut key, &m);
+        key
+    }
+
     #[test]
-    fn labels_follow_the_name_sorted_as_graphite_tags() {
-        let labelled = |namer: &Namer, labels: &'static str| {
-            let mut key = String::new();
-            let m = counter("http.requests", 1.0)
-                .with_source("web1")
-                .with_labels(labels);
-            namer.write_key(&mut key, &m);
-            key
-        };
-        let plain = Namer::new("app", TagStyle::None, false);
-        let sorted = labelled(&plain, "method=GET;route=/api v2");
+    fn graphite_labels_follow_the_name_sorted_as_tags() {
+        let namer = Namer::new("app", TagStyle::Graphite, false);
+        let sorted = labelled(&namer, "method=GET;route=/api v2");
         assert_eq!(sorted, "app.web1.http.requests;method=GET;route=/api_v2");
-        assert_eq!(labelled(&plain, "route=/api v2;method=GET"), sorted);
-        assert_ne!(key(&plain, "http.requests", Some("web1")), sorted);
-        let tagged = Namer::new("app", TagStyle::Dogstatsd, false);
-        let k = labelled(&tagged, "route=/a:b;method=GET");
-        assert_eq!(k, "app.http.requests;method=GET;route=/a_b|#source:web1");
+        assert_eq!(labelled(&namer, "route=/api v2;method=GET"), sorted);
+        assert_ne!(key(&namer, "http.requests", Some("web1")), sorted);
+        assert_eq!(
+            line(&sorted, 1.0, COUNTER),
+            "app.web1.http.requests;method=GET;route=/api_v2:1|c"
+        );
+        // What a statsd line or Graphite cannot carry in a tag value.
+        assert_eq!(
+            labelled(&namer, "q=~a:b@c#d=e"),
+            "app.web1.http.requests;q=_a_b_c_d=e"
+        );
+        assert_eq!(graphite_value("a~b"), "a~b");
+    }
+
+    #[test]
+    fn dogstatsd_labels_are_sorted_tags_before_the_source_and_level() {
+        let namer = Namer::new("app", TagStyle::Dogstatsd, false);
+        let k = labelled(&namer, "route=/a:b;method=GET");
+        assert_eq!(k, "app.http.requests|#method:GET,route:/a_b,source:web1");
+        assert_eq!(labelled(&namer, "method=GET;route=/a:b"), k);
         assert_eq!(
             line(&k, 1.0, COUNTER),
-            "app.http.requests;method=GET;route=/a_b:1|c|#source:web1"
+            "app.http.requests:1|c|#method:GET,route:/a_b,source:web1"
         );
+        assert_eq!(
+            labelled(&namer, "q=a,b#c d:e\u{e9}"),
+            "app.http.requests|#q:a_b_c_d_e\u{e9},source:web1"
+        );
+        let mut unsourced = String::new();
+        let m = counter("x", 1.0).with_labels("k=v");
+        Namer::new("", TagStyle::Dogstatsd, true).write_key(&mut unsourced, &m);
+        assert_eq!(unsourced, "x|#k:v,level:info");
+    }
+
+    #[test]
+    fn folded_labels_are_key_and_value_components_sorted_by_key() {
+        let namer = Namer::new("app", TagStyle::None, false);
+        let k = labelled(&namer, "route=/api/v1.2;method=GET");
+        assert_eq!(k, "app.web1.http.requests.method.GET.route._api_v1_2");
+        assert_eq!(labelled(&namer, "method=GET;route=/api/v1.2"), k);
+        assert_eq!(
+            line(&k, 1.0, COUNTER),
+            "app.web1.http.requests.method.GET.route._api_v1_2:1|c"
+        );
+        // Dots in keys and values are replaced, so each label is exactly two
+        // components and these two label sets stay apart.
+        assert_eq!(labelled(&namer, "a.b=c"), "app.web1.http.requests.a_b.c");
+        assert_eq!(labelled(&namer, "a=b.c"), "app.web1.http.requests.a.b_c");
+        assert_eq!(folded_part("caf\u{e9} 1"), "caf__1");
+    }
+
+    #[test]
+    fn a_labelled_series_is_apart_from_the_unlabelled_one_in_every_style() {
+        for style in [TagStyle::Graphite, TagStyle::Dogstatsd, TagStyle::None] {
+            let namer = Namer::new("app", style, false);
+            let plain = key(&namer, "http.requests", Some("web1"));
+            let one = labelled(&namer, "method=GET");
+            let two = labelled(&namer, "method=PUT");
+            assert_ne!(plain, one, "{style:?}");
+            assert_ne!(one, two, "{style:?}");
+        }
+    }
+
+    #[test]
+    fn names_lose_the_semicolon_that_would_start_graphite_tags() {
+        assert_eq!(statsd_name("a;b=c"), "a_b=c");
     }
 
     #[test]

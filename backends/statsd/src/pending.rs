@@ -7,9 +7,11 @@
 //! - timers and histograms: every sample, since statsd's percentiles, mean
 //!   and standard deviation need each one: a summary would falsify them.
 //!
-//! Series are keyed by their statsd key rather than by (level, source, name)
-//! so that whatever statsd would merge (levels left out of the name, names
-//! that sanitise alike) is merged here first and sent once.
+//! Series are keyed by their statsd key rather than by (level, source, name,
+//! labels) so that whatever statsd would merge (levels left out of the name,
+//! names that sanitise alike) is merged here first and sent once. The key
+//! holds the labels sorted by key ([`crate::line`]), so the same labels in
+//! another order are one series here too.
 //!
 //! Memory is capped: at most `max_series` counter keys and as many gauge keys,
 //! and at most `max_pending` timer and histogram samples together; what would

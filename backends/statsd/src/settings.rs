@@ -26,8 +26,9 @@ pub struct Settings {
     /// internet, 8932 for jumbo frames). A single line longer than this is
     /// sent alone rather than cut.
     pub max_packet: usize,
-    /// Where the source goes: `"none"` (in the name, the default) or
-    /// `"dogstatsd"` (a `|#source:…` tag).
+    /// How labels and the source travel: `"graphite"` (the default: the
+    /// source in the name, labels as Graphite tags after it), `"dogstatsd"`
+    /// (both as DogStatsD tags) or `"none"` (both folded into the name).
     pub tags: TagStyle,
     /// `"udp"` (the default) or `"tcp"` (newline-terminated lines over one
     /// connection, made again after a failure).
@@ -51,7 +52,7 @@ impl Default for Settings {
             port: 8125,
             prefix: String::new(),
             max_packet: DEFAULT_MAX_PACKET,
-            tags: TagStyle::None,
+            tags: TagStyle::Graphite,
             protocol: Protocol::Udp,
             include_level: false,
             max_series: DEFAULT_MAX_SERIES,
@@ -87,15 +88,24 @@ impl Settings {
     }
 }
 
-/// Where a measurement's source (and level) go.
+/// How a measurement's labels, source and (with `include_level`) level
+/// travel. In every style a labelled series stays apart from the unlabelled
+/// one of the same name, and labels are sorted by key.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum TagStyle {
-    /// Into the name: `prefix.source.name`.
+    /// Source and level in the name, labels as Graphite 1.1 tags after it:
+    /// `prefix.web1.name;method=GET:1|c`, which Etsy's statsd (0.9 and
+    /// later) files as a tagged series.
     #[default]
-    None,
-    /// Into a DogStatsD tag: `prefix.name:1|c|#source:web1`.
+    Graphite,
+    /// Labels, source and level as DogStatsD tags:
+    /// `prefix.name:1|c|#method:GET,source:web1`.
     Dogstatsd,
+    /// Everything folded into the name, labels as `key.value` components:
+    /// `prefix.web1.name.method.GET:1|c`, for servers without tags.
+    None,
 }
 
 /// The statsd type a histogram's samples are sent as, each with its raw value

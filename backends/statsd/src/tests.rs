@@ -71,11 +71,23 @@ fn assert_grammatical(line: &str) {
         None => (line, None),
     };
     let (name, rest) = metric.split_once(':').expect("a ':' after the name");
+    // Graphite tags after the name: `name;key=value;key=value`.
+    let mut parts = name.split(';');
+    let name = parts.next().unwrap_or("");
     assert!(!name.is_empty(), "empty name in {line:?}");
     assert!(
         name.chars().all(crate::line::is_statsd_char),
         "unsafe name in {line:?}"
     );
+    for tag in parts {
+        let (key, value) = tag.split_once('=').expect("key=value Graphite tag");
+        assert!(!key.is_empty() && !value.is_empty(), "{line:?}");
+        assert!(!value.starts_with('~'), "{line:?}");
+        assert!(
+            tag.chars().all(crate::line::is_statsd_char),
+            "unsafe Graphite tag in {line:?}"
+        );
+    }
     let (value, kind) = rest.split_once('|').expect("a '|' before the type");
     let value: f64 = value
         .parse()
@@ -161,28 +173,97 @@ fn histograms_send_every_raw_value_as_timers_or_as_h() {
     lines.iter().for_each(|l| assert_grammatical(l));
 }
 
-#[test]
-fn labelled_series_are_apart_from_unlabelled_ones_whatever_the_label_order() {
-    let statsd = Receiver::new();
-    let mut b = statsd.backend(r#""prefix":"app""#);
-    b.post(&counter("requests", 1.0).with_labels("route=/api;method=GET"))
-        .unwrap();
-    b.post(&counter("requests", 2.0).with_labels("method=GET;route=/api"))
-        .unwrap();
-    b.post(&counter("requests", 4.0)).unwrap();
-    b.post(&histogram("size", 7.0).with_labels("route=/api"))
-        .unwrap();
-    b.flush(0).unwrap();
+/// Posts one of each kind, labelled (in two label orders) and not, from
+/// `web1`, and returns the lines a flush sends with these extra settings.
+fn labelled_flush(statsd: &Receiver, extra: &str) -> Vec<String> {
+    let mut b = statsd.backend(extra);
+    let sorted = "method=GET;route=/api";
+    let unsorted = "route=/api;method=GET";
+    let posts = [
+        counter("requests", 1.0).with_labels(unsorted),
+        counter("requests", 2.0).with_labels(sorted),
+        counter("requests", 4.0),
+        gauge("depth", 3.0).with_labels(sorted),
+        gauge("depth", -5.0).with_labels(unsorted),
+        gauge("depth", 8.0),
+        timer("db.query", 0.25).with_labels(sorted),
+        timer("db.query", 0.5).with_labels(unsorted),
+        histogram("size", 512.0).with_labels(unsorted),
+        histogram("size", 64.0).with_labels(sorted),
+    ];
+    for m in posts {
+        b.post(&m.with_source("web1")).unwrap();
+    }
+    // Counters and gauges: one line per series; samples: one each.
+    assert_eq!(b.flush(0).unwrap().flushed, 2 + 2 + 2 + 2);
     let lines = statsd.lines();
+    lines.iter().for_each(|l| assert_grammatical(l));
+    lines
+}
+
+#[test]
+fn graphite_tags_label_every_kind_whatever_the_label_order() {
+    let statsd = Receiver::new();
+    let expected = [
+        "app.web1.requests:4|c",
+        "app.web1.requests;method=GET;route=/api:3|c",
+        "app.web1.depth:8|g",
+        "app.web1.depth;method=GET;route=/api:0|g",
+        "app.web1.depth;method=GET;route=/api:-5|g",
+        "app.web1.db.query;method=GET;route=/api:250|ms",
+        "app.web1.db.query;method=GET;route=/api:500|ms",
+        "app.web1.size;method=GET;route=/api:512|ms",
+        "app.web1.size;method=GET;route=/api:64|ms",
+    ];
+    assert_eq!(labelled_flush(&statsd, r#""prefix":"app""#), expected);
+    // The default style, named.
     assert_eq!(
-        lines,
-        vec![
-            "app.requests:4|c",
-            "app.requests;method=GET;route=/api:3|c",
-            "app.size;route=/api:7|ms",
+        labelled_flush(&statsd, r#""prefix":"app","tags":"graphite""#),
+        expected
+    );
+}
+
+#[test]
+fn dogstatsd_tags_label_every_kind_whatever_the_label_order() {
+    let statsd = Receiver::new();
+    let got = labelled_flush(
+        &statsd,
+        r#""prefix":"app","tags":"dogstatsd","histograms":"h""#,
+    );
+    assert_eq!(
+        got,
+        [
+            "app.requests:3|c|#method:GET,route:/api,source:web1",
+            "app.requests:4|c|#source:web1",
+            "app.depth:0|g|#method:GET,route:/api,source:web1",
+            "app.depth:-5|g|#method:GET,route:/api,source:web1",
+            "app.depth:8|g|#source:web1",
+            "app.db.query:250|ms|#method:GET,route:/api,source:web1",
+            "app.db.query:500|ms|#method:GET,route:/api,source:web1",
+            "app.size:512|h|#method:GET,route:/api,source:web1",
+            "app.size:64|h|#method:GET,route:/api,source:web1",
         ]
     );
-    lines.iter().for_each(|l| assert_grammatical(l));
+}
+
+#[test]
+fn no_tags_fold_labels_into_the_name_for_every_kind_whatever_the_label_order() {
+    let statsd = Receiver::new();
+    let got = labelled_flush(&statsd, r#""prefix":"app","tags":"none""#);
+    assert_eq!(
+        got,
+        [
+            "app.web1.requests:4|c",
+            "app.web1.requests.method.GET.route._api:3|c",
+            "app.web1.depth:8|g",
+            "app.web1.depth.method.GET.route._api:0|g",
+            "app.web1.depth.method.GET.route._api:-5|g",
+            "app.web1.db.query.method.GET.route._api:250|ms",
+            "app.web1.db.query.method.GET.route._api:500|ms",
+            "app.web1.size.method.GET.route._api:512|ms",
+            "app.web1.size.method.GET.route._api:64|ms",
+        ]
+    );
 }
 
 #[test]
@@ -382,7 +463,15 @@ fn settings_have_documented_defaults_and_bad_ones_name_their_key() {
         (s.host.as_str(), s.port, s.max_packet),
         ("127.0.0.1", 8125, 1432)
     );
-    assert_eq!((s.tags, s.protocol), (TagStyle::None, Protocol::Udp));
+    assert_eq!((s.tags, s.protocol), (TagStyle::Graphite, Protocol::Udp));
+    for (text, style) in [
+        ("graphite", TagStyle::Graphite),
+        ("dogstatsd", TagStyle::Dogstatsd),
+        ("none", TagStyle::None),
+    ] {
+        let s = from_json::<Settings>(&format!(r#"{{"tags":"{text}"}}"#)).unwrap();
+        assert_eq!(s.tags, style);
+    }
     assert_eq!(s.histograms, HistogramType::Ms);
     let e = from_json::<Settings>(r#"{"tags":"influx"}"#).unwrap_err();
     assert_eq!(e.key, "tags");

@@ -68,6 +68,22 @@ impl Totals {
         self.counters.get(name).copied().unwrap_or(0.0)
     }
 
+    /// Every key statsd filed, of any kind, that starts with `prefix`,
+    /// sorted.
+    fn keys(&self, prefix: &str) -> Vec<String> {
+        let mut keys: Vec<String> = self
+            .counters
+            .keys()
+            .chain(self.gauges.keys())
+            .chain(self.timers.keys())
+            .filter(|k| k.starts_with(prefix))
+            .cloned()
+            .collect();
+        keys.sort();
+        keys.dedup();
+        keys
+    }
+
     fn timer(&self, name: &str) -> Vec<f64> {
         let mut samples = self.timers.get(name).cloned().unwrap_or_default();
         samples.sort_by(f64::total_cmp);
@@ -209,6 +225,38 @@ fn worker(broker: &Broker, statsd: &Statsd, extra: &[&str]) -> Worker {
     Worker::start(broker, &args)
 }
 
+/// The pipeline in front of a running statsd: a worker with
+/// `statsd.prefix=zt` and the given `statsd.KEY=VALUE` settings, and a
+/// publisher whose probe has reached statsd. Fields drop in order, the
+/// publisher first and statsd last.
+struct Prefixed {
+    publisher: Publisher,
+    _worker: Worker,
+    _broker: Broker,
+    statsd: Statsd,
+}
+
+impl Prefixed {
+    fn start(settings: &[&str]) -> Prefixed {
+        let statsd = Statsd::start();
+        let broker = Broker::start();
+        let mut args = vec!["--set".to_string(), "statsd.prefix=zt".to_string()];
+        for setting in settings {
+            args.extend(["--set".to_string(), format!("statsd.{setting}")]);
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let worker = worker(&broker, &statsd, &args);
+        let publisher = Publisher::connect(&broker);
+        statsd.probe(&publisher, &format!("zt.{PROBE_NAME}"));
+        Prefixed {
+            publisher,
+            _worker: worker,
+            _broker: broker,
+            statsd,
+        }
+    }
+}
+
 fn line(kind: &str, name: &str, value: &str, source: &str) -> String {
     format!("info|{kind}|{name}|{value}|{NOW}|{source}")
 }
@@ -267,20 +315,9 @@ fn counters_a_negative_gauge_and_timers_arrive_at_statsd_with_their_values() {
 
 #[test]
 fn dogstatsd_tags_reach_statsd_as_tagged_keys() {
-    let statsd = Statsd::start();
-    let broker = Broker::start();
-    let _worker = worker(
-        &broker,
-        &statsd,
-        &[
-            "--set",
-            "statsd.tags=dogstatsd",
-            "--set",
-            "statsd.prefix=zt",
-        ],
-    );
-    let publisher = Publisher::connect(&broker);
-    statsd.probe(&publisher, &format!("zt.{PROBE_NAME}"));
+    let Prefixed {
+        publisher, statsd, ..
+    } = &Prefixed::start(&["tags=dogstatsd"]);
 
     publisher.send(line("Counter", "requests", "4", "web1"));
     publisher.send(line("Timer", "db.query", "0.25", "web 2"));
@@ -296,14 +333,9 @@ fn dogstatsd_tags_reach_statsd_as_tagged_keys() {
     statsd.assert_no_bad_lines(&totals);
 }
 
-#[test]
-fn labelled_series_and_histograms_reach_statsd_as_tagged_keys_and_raw_samples() {
-    let statsd = Statsd::start();
-    let broker = Broker::start();
-    let _worker = worker(&broker, &statsd, &["--set", "statsd.prefix=zt"]);
-    let publisher = Publisher::connect(&broker);
-    statsd.probe(&publisher, &format!("zt.{PROBE_NAME}"));
-
+/// Sends, from `web1`, a counter labelled in two orders and unlabelled, a
+/// labelled negative gauge, a labelled timer and a labelled histogram.
+fn send_labelled(publisher: &Publisher) {
     publisher.send(line(
         "Counter",
         "requests;route=/api;method=GET",
@@ -317,6 +349,8 @@ fn labelled_series_and_histograms_reach_statsd_as_tagged_keys_and_raw_samples() 
         "web1",
     ));
     publisher.send(line("Counter", "requests", "10", "web1"));
+    publisher.send(line("Gauge", "depth;pool=a:b", "-2", "web1"));
+    publisher.send(line("Timer", "db.query;table=orders", "0.25", "web1"));
     for bytes in ["1024", "5120"] {
         publisher.send(line(
             "Histogram",
@@ -325,23 +359,96 @@ fn labelled_series_and_histograms_reach_statsd_as_tagged_keys_and_raw_samples() 
             "web1",
         ));
     }
-    // Etsy's statsd keeps `;` and `=` in a key and turns `/` into `-`.
-    let totals = statsd.wait("the labelled counter and the histogram", |t| {
-        t.counter("zt.web1.requests;method=GET;route=-api") >= 5.0
-            && t.counter("zt.web1.requests") >= 10.0
-            && t.timer("zt.web1.payload.bytes;route=-upload").len() >= 2
+}
+
+/// Waits for what [`send_labelled`] sent to be filed under these keys, and
+/// checks that statsd filed exactly these keys under `zt.`.
+fn assert_filed(statsd: &Statsd, keys: [&str; 6]) {
+    let [labelled, unlabelled, gauge, timer, histogram, _probe] = keys;
+    let totals = statsd.wait("every labelled series", |t| {
+        t.counter(labelled) >= 5.0
+            && t.counter(unlabelled) >= 10.0
+            && t.gauges.get(gauge) == Some(&-2.0)
+            && !t.timer(timer).is_empty()
+            && t.timer(histogram).len() >= 2
     });
+    assert_eq!(totals.counter(labelled), 5.0, "{totals:#?}");
+    assert_eq!(totals.counter(unlabelled), 10.0, "{totals:#?}");
+    assert_eq!(totals.timer(timer), vec![250.0]);
     assert_eq!(
-        totals.counter("zt.web1.requests;method=GET;route=-api"),
-        5.0
-    );
-    assert_eq!(totals.counter("zt.web1.requests"), 10.0);
-    assert_eq!(
-        totals.timer("zt.web1.payload.bytes;route=-upload"),
+        totals.timer(histogram),
         vec![1024.0, 5120.0],
         "histogram values as they came, not converted to milliseconds"
     );
+    let mut expected = keys.map(String::from).to_vec();
+    expected.sort();
+    assert_eq!(totals.keys("zt."), expected);
     statsd.assert_no_bad_lines(&totals);
+}
+
+#[test]
+fn graphite_tagged_labels_reach_statsd_as_tagged_series() {
+    // The default style, and the same named.
+    for settings in [&[][..], &["tags=graphite"][..]] {
+        let Prefixed {
+            publisher, statsd, ..
+        } = &Prefixed::start(settings);
+        send_labelled(publisher);
+        // Etsy's statsd keeps `;` and `=` in a key and turns `/` into `-`;
+        // the `:` in a label value was made `_` before it could end the name.
+        assert_filed(
+            statsd,
+            [
+                "zt.web1.requests;method=GET;route=-api",
+                "zt.web1.requests",
+                "zt.web1.depth;pool=a_b",
+                "zt.web1.db.query;table=orders",
+                "zt.web1.payload.bytes;route=-upload",
+                &format!("zt.{PROBE_NAME}"),
+            ],
+        );
+    }
+}
+
+#[test]
+fn dogstatsd_tagged_labels_reach_statsd_as_tagged_series() {
+    let Prefixed {
+        publisher, statsd, ..
+    } = &Prefixed::start(&["tags=dogstatsd"]);
+    send_labelled(publisher);
+    // Etsy's statsd (0.9) reads DogStatsD tags: it appends each, in the
+    // order sent, to the name as `;key=value`, so `#` and `:` never reach
+    // a key, and `/` becomes `-` as anywhere in a key.
+    assert_filed(
+        statsd,
+        [
+            "zt.requests;method=GET;route=-api;source=web1",
+            "zt.requests;source=web1",
+            "zt.depth;pool=a_b;source=web1",
+            "zt.db.query;table=orders;source=web1",
+            "zt.payload.bytes;route=-upload;source=web1",
+            &format!("zt.{PROBE_NAME}"),
+        ],
+    );
+}
+
+#[test]
+fn labels_folded_into_the_name_reach_statsd_as_plain_series() {
+    let Prefixed {
+        publisher, statsd, ..
+    } = &Prefixed::start(&["tags=none"]);
+    send_labelled(publisher);
+    assert_filed(
+        statsd,
+        [
+            "zt.web1.requests.method.GET.route._api",
+            "zt.web1.requests",
+            "zt.web1.depth.pool.a_b",
+            "zt.web1.db.query.table.orders",
+            "zt.web1.payload.bytes.route._upload",
+            &format!("zt.{PROBE_NAME}"),
+        ],
+    );
 }
 
 #[test]
