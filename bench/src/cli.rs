@@ -4,6 +4,7 @@
 use clap::{CommandFactory, FromArgMatches, Parser, ValueEnum};
 use std::path::PathBuf;
 use std::time::Duration;
+use zibrato_backend_api::labels::MAX_LABELS;
 
 /// Measures raw libzmq against the Zibrato pipeline (broker + worker).
 #[derive(Debug, Parser)]
@@ -22,6 +23,17 @@ pub(crate) struct Args {
     /// Distinct series (counter names n0, n1, …).
     #[arg(long, default_value_t = 100)]
     pub(crate) series: usize,
+    /// Labels on each measurement of the labelled rows: with N > 0, codec,
+    /// baseline and pipeline also run every shape with N labels on each
+    /// measurement, run by run beside the same frames without, on the same
+    /// series (0: no labelled rows; at most as many as one measurement may
+    /// carry).
+    #[arg(
+        long,
+        default_value_t = 0,
+        value_parser = clap::value_parser!(u8).range(..=MAX_LABELS as i64)
+    )]
+    labels: u8,
     /// Runs of each measurement; the median is reported.
     #[arg(long, default_value_t = 3)]
     pub(crate) runs: usize,
@@ -90,6 +102,11 @@ impl Args {
     /// Measurements sent per run for batched frames.
     pub(crate) fn batch_messages(&self) -> u64 {
         self.batch_messages.unwrap_or(self.messages * 10)
+    }
+
+    /// Labels on each measurement of the labelled rows; 0 for none.
+    pub(crate) fn labels(&self) -> usize {
+        usize::from(self.labels)
     }
 
     /// How long the sum may stand still before what is missing counts as lost.

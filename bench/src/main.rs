@@ -22,7 +22,11 @@
 //!
 //! Two frame shapes: one measurement per frame (what Zibrato 0.2 clients send)
 //! and batched frames of `--batch` measurements of one level joined by `\n`.
-//! Every measurement is `info|Counter|n<series>|1|<ts>|bench`.
+//! Every measurement is `info|Counter|n<series>|1|<ts>|bench`; with
+//! `--labels N`, each shape also runs with N labels on every measurement
+//! (`info|Counter|n<series>;method=GET;route=/api/users|1|<ts>|bench` for 2),
+//! beside the same frames without, run by run, so that the cost of labels is
+//! a ratio measured under the same load.
 //!
 //! The clock starts only once the receiving side has seen a probe frame
 //! (`info|Counter|zibrato.probe|0|0|bench`, value 0 so it changes no sum), so
@@ -36,7 +40,7 @@
 //! ```text
 //! cargo build --release -p zibrato-bench -p zibrato-host -p zibrato-broker -p zibrato-stdout
 //! target/release/pipeline [--messages 2000000] [--batch 100] [--series 100] [--runs 3]
-//!                         [--only baseline|pipeline|memory|codec|client]
+//!                         [--labels 2] [--only baseline|pipeline|memory|codec|client]
 //! ```
 //!
 //! The flags are in [`cli`], the frames in [`workload`], the probe in
@@ -56,7 +60,7 @@ mod workload;
 
 use cli::{Args, Only};
 use publisher::Publisher;
-use report::{describe, RunResult};
+use report::{describe, Row, RunResult};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -99,18 +103,25 @@ fn run(args: &Args, command: &str) -> Result<(), String> {
     );
 
     let batch_messages = args.batch_messages();
-    let shapes = [
-        Workload::new(args.messages, 1, args.series),
-        Workload::new(batch_messages, args.batch, args.series),
-    ];
+    // Each shape without labels and, with `--labels`, the same with them.
+    let shapes: Vec<Vec<Workload>> = [(args.messages, 1), (batch_messages, args.batch)]
+        .into_iter()
+        .map(|(n, per_frame)| {
+            let mut variants = vec![Workload::new(n, per_frame, args.series, 0)];
+            if args.labels() > 0 {
+                variants.push(Workload::new(n, per_frame, args.series, args.labels()));
+            }
+            variants
+        })
+        .collect();
     if args.only == Some(Only::Codec) {
-        for workload in &shapes {
-            codec::report(workload, args.runs);
+        for variants in &shapes {
+            codec::report(variants, args.runs);
         }
         return Ok(());
     }
     if args.only == Some(Only::Client) {
-        let workload = Workload::new(batch_messages, 1, args.series);
+        let workload = Workload::new(batch_messages, 1, args.series, 0);
         let result = bench.repeat("client", &workload, Bench::pipeline)?;
         println!();
         report::print_client(&result);
@@ -118,24 +129,38 @@ fn run(args: &Args, command: &str) -> Result<(), String> {
     }
     let mut rows = Vec::new();
     if args.only != Some(Only::Memory) {
-        for workload in &shapes {
-            let baseline = if args.only != Some(Only::Pipeline) {
-                Some(bench.repeat("baseline", workload, Bench::baseline)?)
-            } else {
-                None
+        for variants in &shapes {
+            let measure = |what, f, wanted: bool| -> Result<Vec<Option<RunResult>>, String> {
+                if !wanted {
+                    return Ok(vec![None; variants.len()]);
+                }
+                let medians = bench.side_by_side(what, variants, f)?;
+                Ok(medians.into_iter().map(Some).collect())
             };
-            let pipeline = if args.only != Some(Only::Baseline) {
-                Some(bench.repeat("pipeline", workload, Bench::pipeline)?)
-            } else {
-                None
-            };
-            rows.push((workload.shape(), workload.measurements, baseline, pipeline));
+            let baseline = measure(
+                "baseline",
+                Bench::baseline,
+                args.only != Some(Only::Pipeline),
+            )?;
+            let pipeline = measure(
+                "pipeline",
+                Bench::pipeline,
+                args.only != Some(Only::Baseline),
+            )?;
+            let group: Vec<Row> = variants
+                .iter()
+                .zip(baseline.into_iter().zip(pipeline))
+                .map(|(workload, (baseline, pipeline))| {
+                    (workload.shape(), workload.measurements, baseline, pipeline)
+                })
+                .collect();
+            rows.push(group);
         }
     }
     let mut memory = Vec::new();
     if args.only.is_none() || args.only == Some(Only::Memory) {
         for n in [args.messages, args.messages * 10] {
-            let workload = Workload::new(n, 1, args.series);
+            let workload = Workload::new(n, 1, args.series, 0);
             let result = bench.pipeline(&workload)?;
             eprintln!("memory {n}: {}", describe(&result));
             memory.push((n, result));
@@ -167,18 +192,34 @@ impl Bench<'_> {
         workload: &Workload,
         f: fn(&Self, &Workload) -> Result<RunResult, String>,
     ) -> Result<RunResult, String> {
-        let mut runs = Vec::new();
+        self.side_by_side(what, std::slice::from_ref(workload), f)?
+            .pop()
+            .ok_or_else(|| format!("{what}: no run"))
+    }
+
+    /// Runs `f` `--runs` times on each of `workloads`, the workloads taking
+    /// turns within each run so that the machine's load weighs on them alike,
+    /// showing each run; the median of each.
+    fn side_by_side(
+        &self,
+        what: &str,
+        workloads: &[Workload],
+        f: fn(&Self, &Workload) -> Result<RunResult, String>,
+    ) -> Result<Vec<RunResult>, String> {
+        let mut runs = vec![Vec::new(); workloads.len()];
         for i in 0..self.args.runs.max(1) {
-            let r = f(self, workload)?;
-            eprintln!(
-                "{what} {} run {}: {}",
-                workload.shape(),
-                i + 1,
-                describe(&r)
-            );
-            runs.push(r);
+            for (workload, runs) in workloads.iter().zip(&mut runs) {
+                let r = f(self, workload)?;
+                eprintln!(
+                    "{what} {} run {}: {}",
+                    workload.shape(),
+                    i + 1,
+                    describe(&r)
+                );
+                runs.push(r);
+            }
         }
-        Ok(report::summarise(&runs))
+        Ok(runs.iter().map(|runs| report::summarise(runs)).collect())
     }
 
     /// An embedded broker with `--hwm`, on `--port` and the next if given and

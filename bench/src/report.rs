@@ -72,13 +72,15 @@ pub(crate) fn summarise(runs: &[RunResult]) -> RunResult {
     median
 }
 
-/// The throughput table: baseline against pipeline, one row per shape.
-pub(crate) fn print_throughput(rows: &[Row]) {
+/// The throughput table: baseline against pipeline, one row per shape and
+/// variant (`rows` holds each shape's variants, without labels first); then
+/// each labelled variant's rates against its shape's unlabelled ones.
+pub(crate) fn print_throughput(rows: &[Vec<Row>]) {
     println!(
         "| shape | measurements/run | baseline frames/s | pipeline frames/s | pipeline/baseline | pipeline measurements/s | pipeline time | baseline lost (worst run) | pipeline lost (worst run) | worker peak RSS |"
     );
     println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
-    for (shape, n, baseline, pipeline) in rows {
+    for (shape, n, baseline, pipeline) in rows.iter().flatten() {
         let dash = || "-".to_owned();
         let b = baseline.as_ref();
         let p = pipeline.as_ref();
@@ -101,6 +103,24 @@ pub(crate) fn print_throughput(rows: &[Row]) {
             p.map(|p| p.lost.to_string()).unwrap_or_else(dash),
             p.and_then(|p| p.peak_rss_kib).map(mib).unwrap_or_else(dash),
         );
+    }
+    for variants in rows {
+        if let [(plain, _, plain_baseline, plain_pipeline), labelled @ ..] = &variants[..] {
+            for (shape, _, baseline, pipeline) in labelled {
+                let ratio = |a: &Option<RunResult>, b: &Option<RunResult>| match (a, b) {
+                    (Some(a), Some(b)) => format!(
+                        "{:.0} %",
+                        100.0 * a.measurements_per_second() / b.measurements_per_second()
+                    ),
+                    _ => "-".to_owned(),
+                };
+                println!(
+                    "\n{shape} / {plain}, measurements/s: pipeline {}, baseline {}",
+                    ratio(pipeline, plain_pipeline),
+                    ratio(baseline, plain_baseline),
+                );
+            }
+        }
     }
 }
 

@@ -40,6 +40,25 @@ fn all_printed(lines: &[String], requests: f64) -> bool {
         && values.iter().any(|v| v["type"] == "timer")
 }
 
+/// Runs the pyzmq publisher `tests/fixtures/SCRIPT` on the broker's
+/// publisher port: it sends probes until told, once the worker has printed
+/// one, to send its measurements; waits for it to exit.
+fn run_python_publisher(script: &str, broker: &Broker, worker: &Worker) {
+    let script = format!("{}/tests/fixtures/{script}", env!("CARGO_MANIFEST_DIR"));
+    let mut client = Command::new("python3")
+        .args([&script, &broker.port.to_string()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::inherit())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("python3 with pyzmq (pip install pyzmq) runs the fixture");
+    worker.wait_stdout("the Python publisher's probe", |lines| {
+        lines.iter().any(|l| l.contains(PROBE_NAME))
+    });
+    writeln!(client.stdin.take().expect("stdin"), "go").expect("tell the publisher to go");
+    assert!(client.wait().expect("client exit").success(), "{script}");
+}
+
 fn stdout_json_worker(broker: &Broker, levels: &str, extra: &[&str]) -> Worker {
     let mut args = vec![
         "--plugin",
@@ -106,22 +125,7 @@ fn byte_exact_zibrato_0_2_messages_are_aggregated() {
 fn frames_from_a_python_copy_of_zibrato_0_2_s_pack_are_aggregated() {
     let broker = Broker::start();
     let worker = stdout_json_worker(&broker, "info", &[]);
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/zibrato02_pack.py"
-    );
-    let mut client = Command::new("python3")
-        .args([script, &broker.port.to_string()])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::inherit())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("python3 with pyzmq (pip install pyzmq) runs the copy of 0.2's pack");
-    worker.wait_stdout("the Python publisher's probe", |lines| {
-        lines.iter().any(|l| l.contains(PROBE_NAME))
-    });
-    writeln!(client.stdin.take().expect("stdin"), "go").expect("tell the publisher to go");
-    assert!(client.wait().expect("client exit").success());
+    run_python_publisher("zibrato02_pack.py", &broker, &worker);
     worker.wait_stdout("the Python publisher's measurements", |lines| {
         all_printed(lines, 15.0)
     });
@@ -139,6 +143,46 @@ fn frames_from_a_python_copy_of_zibrato_0_2_s_pack_are_aggregated() {
     let gauge = values.iter().find(|v| v["type"] == "gauge").expect("gauge");
     assert_eq!(gauge["value"], 123);
     assert_eq!(gauge["name"], "queue.depth");
+}
+
+#[test]
+fn a_python_peer_s_labels_in_either_order_are_one_series_beside_the_unlabelled_one() {
+    let broker = Broker::start();
+    let worker = stdout_json_worker(&broker, "info", &[]);
+    run_python_publisher("labels_in_two_orders.py", &broker, &worker);
+    let requests = |v: &&Value| v["type"] == "counter" && v["name"] == "http.requests";
+    worker.wait_stdout("both http.requests series", |lines| {
+        let values = json_values(lines);
+        let (labelled, plain): (Vec<&Value>, Vec<&Value>) = values
+            .iter()
+            .filter(requests)
+            .partition(|v| v.get("tags").is_some());
+        !labelled.is_empty() && !plain.is_empty()
+    });
+    let lines = worker.stdout().get();
+    let printed: Vec<&String> = lines
+        .iter()
+        .filter(|l| l.contains("\"name\":\"http.requests\""))
+        .collect();
+    let labelled: Vec<&&String> = printed.iter().filter(|l| l.contains("\"tags\"")).collect();
+    // One frame: one flush holds all of it, so one line per series.
+    assert_eq!(labelled.len(), 1, "{}", worker.transcript());
+    assert_eq!(
+        labelled[0].as_str(),
+        format!(
+            r#"{{"time":{},"level":"info","type":"counter","name":"http.requests","source":"web1","tags":{{"method":"GET","route":"/api"}},"value":5}}"#,
+            serde_json::from_str::<Value>(labelled[0]).expect("JSON")["time"]
+        ),
+        "the labels sorted by key, the two orders summed"
+    );
+    let plain: Vec<Value> = printed
+        .iter()
+        .filter(|l| !l.contains("\"tags\""))
+        .map(|l| serde_json::from_str(l).expect("JSON"))
+        .collect();
+    assert_eq!(plain.len(), 1, "{}", worker.transcript());
+    assert_eq!(plain[0]["value"], 7, "the unlabelled series apart");
+    assert_eq!(plain[0]["source"], "web1");
 }
 
 #[test]
