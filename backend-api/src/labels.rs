@@ -99,8 +99,20 @@ pub fn is_key_start(b: u8) -> bool {
 /// Whether `b` may appear in a key: an ASCII letter, digit, `_`, `.` or `-`.
 #[inline]
 pub fn is_key_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-')
+    KEY_BYTES[usize::from(b)]
 }
+
+/// [`is_key_byte`] as a table: one load per byte on the parse path.
+static KEY_BYTES: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        table[b] = c.is_ascii_alphanumeric() || c == b'_' || c == b'.' || c == b'-';
+        b += 1;
+    }
+    table
+};
 
 /// Whether `c` may appear in a value: anything but `|`, `;` and control
 /// characters (line breaks among them).
@@ -196,32 +208,89 @@ impl<'a> Labels<'a> {
     /// Checks `text` (`key=value` pairs separated by `;`; empty for none)
     /// against the rules, without allocating.
     pub fn parse(text: &'a str) -> Result<Labels<'a>, LabelError> {
+        if text.is_empty() {
+            return Ok(Labels::NONE);
+        }
+        // One pass over the bytes, as the codec finds its fields: each key up
+        // to its `=`, checked as it is scanned, then its value up to the
+        // next `;`. The text is UTF-8 (a `&str`), so a byte scan is exact:
+        // the only control characters beyond ASCII are U+0080..=U+009F,
+        // encoded as 0xC2 0x80..=0x9F.
+        let bytes = text.as_bytes();
         let mut keys: [&str; MAX_LABELS] = [""; MAX_LABELS];
         let mut len = 0usize;
         let mut sorted = true;
         let mut absent = false;
-        if text.is_empty() {
-            return Ok(Labels::NONE);
-        }
-        for pair in text.split(SEPARATOR) {
-            let (key, value) = pair.split_once('=').ok_or(LabelError::NoEquals)?;
-            check_key(key)?;
-            check_value(value)?;
-            if value.is_empty() {
+        let mut at = 0;
+        loop {
+            let key_start = at;
+            let mut bad_key = false;
+            loop {
+                match bytes.get(at) {
+                    None | Some(b';') => return Err(LabelError::NoEquals),
+                    Some(b'=') => break,
+                    Some(&b) => {
+                        bad_key |= !is_key_byte(b);
+                        at += 1;
+                    }
+                }
+            }
+            let key = &text[key_start..at];
+            match key.as_bytes().first() {
+                None => return Err(LabelError::EmptyKey),
+                Some(_) if key.len() > MAX_KEY_BYTES => return Err(LabelError::KeyTooLong),
+                Some(&first) if bad_key || !is_key_start(first) => return Err(LabelError::BadKey),
+                Some(b'l' | b's') if RESERVED_KEYS.contains(&key) => {
+                    return Err(LabelError::Reserved)
+                }
+                Some(_) => {}
+            }
+            at += 1;
+            let value_start = at;
+            let mut bad_value = false;
+            while let Some(&b) = bytes.get(at) {
+                if b == b';' {
+                    break;
+                }
+                bad_value |= b == b'|'
+                    || b < 0x20
+                    || b == 0x7f
+                    || (b == 0xc2 && matches!(bytes.get(at + 1), Some(0x80..=0x9f)));
+                at += 1;
+            }
+            if at - value_start > MAX_VALUE_BYTES {
+                return Err(LabelError::ValueTooLong);
+            }
+            if bad_value {
+                return Err(LabelError::BadValue);
+            }
+            if at == value_start {
                 absent = true;
-                continue;
+            } else {
+                if len == MAX_LABELS {
+                    return Err(LabelError::TooMany);
+                }
+                if len > 0 {
+                    let previous = keys[len - 1];
+                    // Past a sorted run, a greater key cannot repeat one.
+                    if key == previous
+                        || (!(sorted && key > previous) && keys[..len].contains(&key))
+                    {
+                        return Err(LabelError::DuplicateKey);
+                    }
+                    if key < previous {
+                        sorted = false;
+                    }
+                }
+                keys[len] = key;
+                len += 1;
             }
-            if len == MAX_LABELS {
-                return Err(LabelError::TooMany);
+            if at == bytes.len() {
+                break;
             }
-            if keys[..len].contains(&key) {
-                return Err(LabelError::DuplicateKey);
-            }
-            if len > 0 && keys[len - 1] > key {
-                sorted = false;
-            }
-            keys[len] = key;
-            len += 1;
+            // Past the `;`: a text ending in one has an empty last label,
+            // refused as one without `=`.
+            at += 1;
         }
         Ok(Labels {
             text,
@@ -594,5 +663,57 @@ mod tests {
             [("a", "2"), ("m", "3"), ("z", "1")]
         );
         assert_eq!(format!("{labels:?}"), r#"{"a": "2", "m": "3", "z": "1"}"#);
+    }
+
+    #[test]
+    fn the_length_limits_hold_in_a_label_text() {
+        let key = "k".repeat(MAX_KEY_BYTES);
+        let value = "v".repeat(MAX_VALUE_BYTES);
+        assert_eq!(Labels::parse(&format!("{key}={value}")).unwrap().len(), 1);
+        assert_eq!(
+            Labels::parse(&format!("{key}k=v")),
+            Err(LabelError::KeyTooLong)
+        );
+        assert_eq!(
+            Labels::parse(&format!("a=1;b={value}v")),
+            Err(LabelError::ValueTooLong)
+        );
+        assert_eq!(Labels::parse("a=\u{85}"), Err(LabelError::BadValue));
+        assert_eq!(Labels::parse("a=\u{a0}").unwrap().len(), 1);
+    }
+
+    /// The rules applied the plain way, pair by pair: what the one-pass
+    /// parser must agree with, error for error.
+    fn reference(text: &str) -> Result<usize, LabelError> {
+        if text.is_empty() {
+            return Ok(0);
+        }
+        let mut keys: Vec<&str> = Vec::new();
+        for pair in text.split(SEPARATOR) {
+            let (key, value) = pair.split_once('=').ok_or(LabelError::NoEquals)?;
+            check_key(key)?;
+            check_value(value)?;
+            if value.is_empty() {
+                continue;
+            }
+            if keys.len() == MAX_LABELS {
+                return Err(LabelError::TooMany);
+            }
+            if keys.contains(&key) {
+                return Err(LabelError::DuplicateKey);
+            }
+            keys.push(key);
+        }
+        Ok(keys.len())
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_one_pass_parser_follows_the_rules_error_for_error(
+            text in "([a-ds_.9-]{0,3}(=[a-c=|é\u{85}\t ]{0,3})?;?){0,20}|(level|source|l|sourc)=v",
+        ) {
+            let parsed = Labels::parse(&text).map(|l| l.len());
+            proptest::prop_assert_eq!(parsed, reference(&text), "{:?}", text);
+        }
     }
 }
