@@ -6,18 +6,48 @@
 //!
 //! - counters are summed per series;
 //! - timers and histograms are summarised per series, each kind on its own
-//!   (a timer and a histogram of one name are two series): count, sum, min,
-//!   max and sum of squares;
+//!   (a timer and a histogram of one name are two series), in a
+//!   [`TimerSummary`]: count, sum, min, max and sum of squares, exactly, and
+//!   any quantile, from the series' [`Sketch`];
 //! - gauges keep each reading with its own time; two readings of one series
 //!   within the same second keep the later one.
+//!
+//! Each interval starts empty: [`Aggregator::take`] hands over every series
+//! and its summary, and the next measurement of a series starts a new one.
+//!
+//! Which quantiles a backend reports, unless it is configured otherwise:
+//! [`DEFAULT_QUANTILES`], named by [`DEFAULT_QUANTILE_NAMES`] (any other by
+//! [`quantile_name`]).
+//!
+//! # Memory
 //!
 //! Memory grows with the number of distinct series (gauges: series × seconds in
 //! an interval), never with the number of measurements, and is capped per
 //! kind: measurements that would start a series past the cap are refused and
-//! counted.
+//! counted. A counter series or gauge reading costs its key and a number; a
+//! timer or histogram series its key and its sketch, which never takes more
+//! than [`sketch::MAX_BYTES`](crate::sketch::MAX_BYTES) whatever it records
+//! ([`TimerSummary::memory_bytes`]).
+//!
+//! # Speed
+//!
+//! Adding to a series already seen allocates nothing: a counter adds, a
+//! timer or histogram records into its sketch (a bucket found from the
+//! value's bits). The exceptions are a new series (its key, and its sketch's
+//! first buckets) and a value beyond the range of buckets its sketch holds
+//! so far, which grows them (doubling, within the sketch's budget: a few
+//! times per series and interval at most).
+//!
+//! # Values
+//!
+//! NaN and infinities are refused ([`AddError::NotFinite`]) and change
+//! nothing: they would turn a total or a sum into one that no backend can
+//! send. The wire codec never yields them (it counts such a line as
+//! malformed); a backend with its own `parse` might.
 
 use crate::labels::Labels;
 use crate::measurement::{Kind, Measurement};
+use crate::sketch::{BucketRange, NotFinite, Sketch};
 use hashbrown::{Equivalent, HashMap};
 use std::fmt;
 use std::hash::{Hash, Hasher};
@@ -26,6 +56,49 @@ type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
 /// Default cap on the series an [`Aggregator`] holds per kind.
 pub const DEFAULT_MAX_SERIES: usize = 100_000;
+
+/// The quantiles a backend reports of each timer and histogram summary
+/// unless it is configured otherwise: the median, p90, p99 and p999.
+pub const DEFAULT_QUANTILES: [f64; 4] = [0.5, 0.9, 0.99, 0.999];
+
+/// The names of [`DEFAULT_QUANTILES`], in their order, as [`quantile_name`]
+/// gives them.
+pub const DEFAULT_QUANTILE_NAMES: [&str; 4] = ["p50", "p90", "p99", "p999"];
+
+/// The usual name of quantile `q`: `p` and its percentile without the
+/// decimal point (`0.5` is `p50`, `0.999` is `p999`, `0.75` is `p75`,
+/// `0.05` is `p5`, `1` is `p100`); `None` unless `q` is in `[0, 1]`.
+///
+/// Made from the shortest decimal that reads back as `q`, so that distinct
+/// quantiles have distinct names and `0.999` is never `p99.89999`.
+///
+/// ```
+/// use zibrato_backend_api::aggregate::quantile_name;
+///
+/// assert_eq!(quantile_name(0.999).as_deref(), Some("p999"));
+/// assert_eq!(quantile_name(0.001).as_deref(), Some("p01"));
+/// assert_eq!(quantile_name(1.5), None);
+/// ```
+pub fn quantile_name(q: f64) -> Option<String> {
+    if !(0.0..=1.0).contains(&q) {
+        return None;
+    }
+    // `Display` never writes an exponent: `0.0001`, `1`.
+    let decimal = q.to_string();
+    let (whole, fraction) = decimal.split_once('.').unwrap_or((&decimal, ""));
+    // Moving the point two places right: the whole part, then the first two
+    // digits of the fraction (padded), then the rest.
+    let mut digits = String::with_capacity(whole.len() + fraction.len().max(2));
+    digits.push_str(whole);
+    digits.push_str(&fraction[..fraction.len().min(2)]);
+    for _ in fraction.len()..2 {
+        digits.push('0');
+    }
+    let percent = digits.trim_start_matches('0');
+    let percent = if percent.is_empty() { "0" } else { percent };
+    let rest = fraction.get(2..).unwrap_or("");
+    Some(format!("p{percent}{rest}"))
+}
 
 /// A series: level, optional source, name and labels.
 ///
@@ -211,45 +284,134 @@ impl Equivalent<Reading> for ReadingParts<'_> {
 }
 
 /// The summary of a timer's measurements over an interval, in seconds, or
-/// of a histogram's, in their own unit.
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// of a histogram's, in their own unit: count, sum, min, max and sum of
+/// squares, exactly, and any quantile within the sketch's error bound.
+///
+/// It holds a [`Sketch`] of at least one value, which keeps the exact
+/// figures beside its buckets.
+///
+/// ```
+/// use zibrato_backend_api::TimerSummary;
+///
+/// let mut summary = TimerSummary::of(0.010)?;
+/// for _ in 0..98 {
+///     summary.add(0.010)?;
+/// }
+/// summary.add(0.250)?;
+/// assert_eq!((summary.count(), summary.min(), summary.max()), (100, 0.010, 0.250));
+/// assert_eq!(summary.quantile(0.5), Some(0.010));
+/// assert_eq!(summary.quantile(1.0), Some(0.250));
+/// # Ok::<(), zibrato_backend_api::sketch::NotFinite>(())
+/// ```
+#[derive(Clone)]
 pub struct TimerSummary {
-    /// How many measurements.
-    pub count: u64,
-    /// Their sum.
-    pub sum: f64,
-    /// The smallest.
-    pub min: f64,
-    /// The largest.
-    pub max: f64,
-    /// The sum of their squares (for a standard deviation).
-    pub sum_squares: f64,
+    sketch: Sketch,
+}
+
+/// The figures and the sketch's scale: its buckets are too many to read.
+impl fmt::Debug for TimerSummary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TimerSummary")
+            .field("count", &self.count())
+            .field("sum", &self.sum())
+            .field("min", &self.min())
+            .field("max", &self.max())
+            .field("sum_squares", &self.sum_squares())
+            .field("scale", &self.sketch.scale())
+            .finish()
+    }
 }
 
 impl TimerSummary {
-    /// The summary of one measurement.
-    pub fn of(value: f64) -> TimerSummary {
-        TimerSummary {
-            count: 1,
-            sum: value,
-            min: value,
-            max: value,
-            sum_squares: value * value,
-        }
+    /// The summary of one measurement; NaN and infinities are refused.
+    pub fn of(value: f64) -> Result<TimerSummary, NotFinite> {
+        let mut sketch = Sketch::new();
+        sketch.record(value)?;
+        Ok(TimerSummary { sketch })
     }
 
-    /// Adds one measurement.
-    pub fn add(&mut self, value: f64) {
-        self.count += 1;
-        self.sum += value;
-        self.min = self.min.min(value);
-        self.max = self.max.max(value);
-        self.sum_squares += value * value;
+    /// Adds one measurement; NaN and infinities are refused and change
+    /// nothing.
+    #[inline]
+    pub fn add(&mut self, value: f64) -> Result<(), NotFinite> {
+        self.sketch.record(value)
+    }
+
+    /// Adds `other`'s measurements, as if each had been added to this one
+    /// (see [`Sketch::merge`]).
+    pub fn merge(&mut self, other: &TimerSummary) {
+        self.sketch.merge(&other.sketch);
+    }
+
+    /// How many measurements.
+    pub fn count(&self) -> u64 {
+        self.sketch.count()
+    }
+
+    /// Their sum.
+    pub fn sum(&self) -> f64 {
+        self.sketch.sum()
+    }
+
+    /// The smallest.
+    pub fn min(&self) -> f64 {
+        // Never empty: made of one value, and only ever added to.
+        self.sketch.min().unwrap_or(f64::NAN)
+    }
+
+    /// The largest.
+    pub fn max(&self) -> f64 {
+        self.sketch.max().unwrap_or(f64::NAN)
+    }
+
+    /// The sum of their squares (for a standard deviation).
+    pub fn sum_squares(&self) -> f64 {
+        self.sketch.sum_squares()
     }
 
     /// The mean.
     pub fn mean(&self) -> f64 {
-        self.sum / self.count as f64
+        self.sum() / self.count() as f64
+    }
+
+    /// The estimated `q`-quantile, for `q` in `[0, 1]` (`None` otherwise):
+    /// `0` and `1` are min and max exactly, others within the sketch's
+    /// error bound ([`Sketch::quantile`]).
+    pub fn quantile(&self, q: f64) -> Option<f64> {
+        self.sketch.quantile(q)
+    }
+
+    /// The sketch itself: its buckets, for a backend that sends the whole
+    /// distribution (an OpenTelemetry exponential histogram, a Prometheus
+    /// native histogram).
+    pub fn sketch(&self) -> &Sketch {
+        &self.sketch
+    }
+
+    /// The bytes it takes, inline and on the heap: at most
+    /// [`sketch::MAX_BYTES`](crate::sketch::MAX_BYTES).
+    pub fn memory_bytes(&self) -> usize {
+        self.sketch.memory_bytes()
+    }
+}
+
+/// Two summaries are equal when their figures and their buckets are.
+impl PartialEq for TimerSummary {
+    fn eq(&self, other: &Self) -> bool {
+        let (a, b) = (&self.sketch, &other.sketch);
+        let same = |x: BucketRange<'_>, y: BucketRange<'_>| {
+            x.offset() == y.offset() && x.counts().eq(y.counts())
+        };
+        a.count() == b.count()
+            && a.sum() == b.sum()
+            && a.sum_squares() == b.sum_squares()
+            && a.min() == b.min()
+            && a.max() == b.max()
+            && a.scale() == b.scale()
+            && a.zero_count() == b.zero_count()
+            && a.zero_threshold() == b.zero_threshold()
+            && same(a.positive(), b.positive())
+            && same(a.negative(), b.negative())
     }
 }
 
@@ -315,6 +477,25 @@ impl Snapshot {
 #[error("series cap of {0} reached: measurement of a new series dropped")]
 pub struct SeriesCapReached(pub usize);
 
+/// Why [`Aggregator::add`] refused a measurement; what the aggregator holds
+/// is as it was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum AddError {
+    /// Its series would pass the cap.
+    #[error(transparent)]
+    SeriesCap(#[from] SeriesCapReached),
+    /// Its value is NaN or infinite.
+    #[error("{0}: measurement dropped")]
+    NotFinite(#[from] NotFinite),
+}
+
+#[cfg(feature = "plugin")]
+impl From<AddError> for crate::backend::BackendError {
+    fn from(e: AddError) -> Self {
+        crate::backend::BackendError::new(e)
+    }
+}
+
 /// Rolls measurements up over a flush interval. See the module docs.
 pub struct Aggregator {
     counters: Map<Series, (f64, u64)>,
@@ -355,8 +536,11 @@ impl Aggregator {
     }
 
     /// Adds a measurement to its series. Costs no allocation unless the series
-    /// is new.
-    pub fn add(&mut self, m: &Measurement<'_>) -> Result<(), SeriesCapReached> {
+    /// is new or its sketch grows (see the [module documentation](self)).
+    pub fn add(&mut self, m: &Measurement<'_>) -> Result<(), AddError> {
+        if !m.value.is_finite() {
+            return Err(NotFinite.into());
+        }
         let parts = Parts::of(m);
         let max = self.max_series;
         match m.kind {
@@ -442,13 +626,13 @@ fn summarise(
     parts: Parts<'_>,
     value: f64,
     max: usize,
-) -> Result<(), SeriesCapReached> {
+) -> Result<(), AddError> {
     if let Some(summary) = map.get_mut(&parts) {
-        summary.add(value);
+        summary.add(value)?;
         return Ok(());
     }
     check_cap(map.len(), max)?;
-    map.insert(parts.to_series(), TimerSummary::of(value));
+    map.insert(parts.to_series(), TimerSummary::of(value)?);
     Ok(())
 }
 
@@ -592,21 +776,21 @@ mod tests {
             .unwrap();
         let snap = agg.take();
         assert_eq!(snap.timers.len(), 1);
-        assert_eq!(snap.timers[0].summary, TimerSummary::of(0.5));
+        assert_eq!(snap.timers[0].summary, TimerSummary::of(0.5).unwrap());
         let got: Vec<_> = snap
             .histograms
             .iter()
             .map(|h| {
                 (
                     h.series.labels().as_str(),
-                    h.summary.count,
-                    h.summary.sum,
-                    h.summary.max,
+                    h.summary.count(),
+                    h.summary.sum(),
+                    h.summary.max(),
                 )
             })
             .collect();
         assert_eq!(got, [("", 2, 400.0, 300.0), ("route=/a", 1, 7.0, 7.0)]);
-        assert_eq!(snap.histograms[0].summary.sum_squares, 100_000.0);
+        assert_eq!(snap.histograms[0].summary.sum_squares(), 100_000.0);
         assert_eq!(snap.len(), 3);
     }
 
@@ -617,7 +801,7 @@ mod tests {
         agg.add(&counter("a", 1.0).with_labels("k=1")).unwrap();
         assert_eq!(
             agg.add(&counter("a", 1.0).with_labels("k=2")),
-            Err(SeriesCapReached(2))
+            Err(AddError::SeriesCap(SeriesCapReached(2)))
         );
         agg.add(&counter("a", 1.0).with_labels("k=1")).unwrap();
         // Each kind has its own cap.
@@ -625,7 +809,7 @@ mod tests {
         agg.add(&histogram("a", 1.0).with_labels("k=3")).unwrap();
         assert_eq!(
             agg.add(&histogram("a", 1.0).with_labels("k=4")),
-            Err(SeriesCapReached(2))
+            Err(AddError::SeriesCap(SeriesCapReached(2)))
         );
         let snap = agg.take();
         assert_eq!((snap.counters.len(), snap.histograms.len()), (2, 2));
@@ -681,11 +865,212 @@ mod tests {
         let snap = agg.take();
         let t = &snap.timers[0];
         assert_eq!(t.series.name(), "db.query");
-        assert_eq!(t.summary.count, 3);
-        assert!((t.summary.sum - 0.031).abs() < 1e-12);
-        assert_eq!(t.summary.min, 0.009);
-        assert_eq!(t.summary.max, 0.012);
-        assert!((t.summary.sum_squares - (0.000144 + 0.000081 + 0.0001)).abs() < 1e-12);
+        assert_eq!(t.summary.count(), 3);
+        assert!((t.summary.sum() - 0.031).abs() < 1e-12);
+        assert_eq!(t.summary.min(), 0.009);
+        assert_eq!(t.summary.max(), 0.012);
+        assert!((t.summary.sum_squares() - (0.000144 + 0.000081 + 0.0001)).abs() < 1e-12);
+        assert!((t.summary.mean() - 0.031 / 3.0).abs() < 1e-12);
+    }
+
+    /// The value of rank `⌊q·(n − 1)⌋` of `sorted`: what
+    /// [`TimerSummary::quantile`] estimates.
+    fn exact_quantile(sorted: &[f64], q: f64) -> f64 {
+        sorted[(q * (sorted.len() - 1) as f64).floor() as usize]
+    }
+
+    #[test]
+    fn a_snapshot_gives_each_series_quantiles_within_the_sketch_error_bound() {
+        let mut agg = Aggregator::default();
+        // 1 to 2000 ms, out of order, and a histogram of the same values.
+        let values: Vec<f64> = (0..2000u32)
+            .map(|i| f64::from((i * 7919) % 2000 + 1) / 1000.0)
+            .collect();
+        for &v in &values {
+            agg.add(&timer("db.query", v).with_source("db1")).unwrap();
+            agg.add(&histogram("db.rows", v * 1000.0)).unwrap();
+        }
+        let mut sorted = values.clone();
+        sorted.sort_by(f64::total_cmp);
+        let snap = agg.take();
+        let (t, h) = (&snap.timers[0].summary, &snap.histograms[0].summary);
+        assert_eq!((t.count(), t.min(), t.max()), (2000, 0.001, 2.0));
+        let bound = crate::sketch::error_bound(t.sketch().scale());
+        assert!(bound <= crate::sketch::ERROR_TARGET, "{bound}");
+        for q in [0.01, 0.25, 0.5, 0.75, 0.9, 0.99, 0.999] {
+            let exact = exact_quantile(&sorted, q);
+            let got = t.quantile(q).unwrap();
+            assert!(
+                (got - exact).abs() <= exact * bound,
+                "q {q}: {got} vs {exact}"
+            );
+            let got = h.quantile(q).unwrap();
+            let exact = exact * 1000.0;
+            assert!(
+                (got - exact).abs() <= exact * bound,
+                "q {q}: {got} vs {exact}"
+            );
+        }
+        assert_eq!(t.quantile(0.0), Some(0.001));
+        assert_eq!(t.quantile(1.0), Some(2.0));
+        assert_eq!(t.quantile(1.5), None);
+        assert_eq!(t.quantile(f64::NAN), None);
+    }
+
+    #[test]
+    fn two_series_do_not_share_a_sketch() {
+        let mut agg = Aggregator::default();
+        for _ in 0..100 {
+            agg.add(&timer("fast", 0.001)).unwrap();
+            agg.add(&timer("slow", 2.5)).unwrap();
+            agg.add(&timer("fast", 0.3).with_labels("route=/a"))
+                .unwrap();
+            agg.add(&histogram("fast", 7.0)).unwrap();
+        }
+        let snap = agg.take();
+        let timers: Vec<_> = snap
+            .timers
+            .iter()
+            .map(|t| {
+                let quantiles = DEFAULT_QUANTILES.map(|q| t.summary.quantile(q).unwrap());
+                (
+                    t.series.name(),
+                    t.series.labels().as_str(),
+                    t.summary.count(),
+                    quantiles,
+                )
+            })
+            .collect();
+        // Identical values: every quantile is that value, exactly.
+        assert_eq!(
+            timers,
+            [
+                ("fast", "", 100, [0.001; 4]),
+                ("fast", "route=/a", 100, [0.3; 4]),
+                ("slow", "", 100, [2.5; 4]),
+            ]
+        );
+        let h = &snap.histograms[0].summary;
+        assert_eq!((h.count(), h.quantile(0.5)), (100, Some(7.0)));
+    }
+
+    #[test]
+    fn each_interval_starts_its_summaries_empty() {
+        let mut agg = Aggregator::default();
+        for _ in 0..10 {
+            agg.add(&timer("t", 5.0)).unwrap();
+        }
+        let first = agg.take();
+        assert_eq!(first.timers[0].summary.quantile(0.5), Some(5.0));
+        agg.add(&timer("t", 0.25)).unwrap();
+        let second = agg.take();
+        assert_eq!(second.timers[0].summary, TimerSummary::of(0.25).unwrap());
+        assert_eq!(second.timers[0].summary.quantile(0.99), Some(0.25));
+        assert!(agg.take().is_empty());
+    }
+
+    #[test]
+    fn a_series_sketch_stays_within_its_memory_bound_whatever_it_records() {
+        let mut agg = Aggregator::default();
+        // One series spread over most of the f64 range, both signs, with
+        // counts past 16 and 32 bits in some buckets; one of a single value.
+        for e in -300..=300 {
+            let v = 10f64.powi(e);
+            agg.add(&timer("wide", v)).unwrap();
+            agg.add(&timer("wide", -v)).unwrap();
+        }
+        for _ in 0..70_000 {
+            agg.add(&timer("wide", 0.01)).unwrap();
+        }
+        agg.add(&timer("narrow", 0.01)).unwrap();
+        let snap = agg.take();
+        for t in &snap.timers {
+            let bytes = t.summary.memory_bytes();
+            assert!(
+                bytes <= crate::sketch::MAX_BYTES,
+                "{}: {bytes}",
+                t.series.name()
+            );
+            assert_eq!(bytes, t.summary.sketch().memory_bytes());
+        }
+        let wide = &snap.timers[1].summary;
+        assert_eq!(wide.count(), 2 * 601 + 70_000);
+        let top = 10f64.powi(300);
+        assert_eq!((wide.min(), wide.max()), (-top, top));
+    }
+
+    #[test]
+    fn merged_summaries_equal_one_summary_of_every_value() {
+        // Powers of two, so that the sums are exact in either order.
+        let (a, b) = ([0.5, 1.5, 0.0078125], [2.0, 2f64.powi(-20), 0.5]);
+        let mut one = TimerSummary::of(a[0]).unwrap();
+        for v in a[1..].iter().chain(&b) {
+            one.add(*v).unwrap();
+        }
+        let mut merged = TimerSummary::of(a[0]).unwrap();
+        for v in &a[1..] {
+            merged.add(*v).unwrap();
+        }
+        let mut other = TimerSummary::of(b[0]).unwrap();
+        for v in &b[1..] {
+            other.add(*v).unwrap();
+        }
+        merged.merge(&other);
+        assert_eq!(merged.count(), 6);
+        assert_eq!(merged, one);
+        assert_ne!(other, one);
+    }
+
+    #[test]
+    fn non_finite_values_are_refused_and_change_nothing() {
+        let mut agg = Aggregator::default();
+        agg.add(&timer("t", 0.5)).unwrap();
+        agg.add(&counter("c", 1.0)).unwrap();
+        for bad in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+            for m in [
+                timer("t", bad),
+                histogram("h", bad),
+                counter("c", bad),
+                gauge("g", bad),
+            ] {
+                assert_eq!(agg.add(&m), Err(AddError::NotFinite(NotFinite)), "{m:?}");
+            }
+        }
+        let snap = agg.take();
+        assert_eq!(snap.len(), 2, "no new series: {snap:?}");
+        assert_eq!(snap.timers[0].summary, TimerSummary::of(0.5).unwrap());
+        assert_eq!(snap.counters[0].total, 1.0);
+        assert_eq!(TimerSummary::of(f64::NAN), Err(NotFinite));
+        assert_eq!(
+            AddError::from(NotFinite).to_string(),
+            "value is not finite (NaN or infinite): measurement dropped"
+        );
+        assert_eq!(
+            AddError::from(SeriesCapReached(3)).to_string(),
+            SeriesCapReached(3).to_string()
+        );
+    }
+
+    #[test]
+    fn quantiles_are_named_by_their_percentile() {
+        let names = DEFAULT_QUANTILES.map(|q| quantile_name(q).unwrap());
+        assert_eq!(names, DEFAULT_QUANTILE_NAMES);
+        for (q, name) in [
+            (0.75, "p75"),
+            (0.95, "p95"),
+            (0.05, "p5"),
+            (0.001, "p01"),
+            (0.0001, "p001"),
+            (0.9999, "p9999"),
+            (0.125, "p125"),
+            (0.0, "p0"),
+            (1.0, "p100"),
+        ] {
+            assert_eq!(quantile_name(q).as_deref(), Some(name), "{q}");
+        }
+        for q in [-0.5, 1.5, f64::NAN, f64::INFINITY] {
+            assert_eq!(quantile_name(q), None, "{q}");
+        }
     }
 
     #[test]
@@ -715,7 +1100,10 @@ mod tests {
         let mut agg = Aggregator::new(2);
         agg.add(&counter("a", 1.0)).unwrap();
         agg.add(&counter("b", 1.0)).unwrap();
-        assert_eq!(agg.add(&counter("c", 1.0)), Err(SeriesCapReached(2)));
+        assert_eq!(
+            agg.add(&counter("c", 1.0)),
+            Err(AddError::SeriesCap(SeriesCapReached(2)))
+        );
         agg.add(&counter("a", 1.0)).unwrap();
         let snap = agg.take();
         assert_eq!(snap.counters.len(), 2);

@@ -8,9 +8,10 @@
 //! - [`codec`]: Zibrato 0.2's wire format, `level|type|name|value|timestamp|source`,
 //!   with labels after the name (`name;key=value;key=value`), one line per
 //!   measurement, several lines of one level per frame.
-//! - [`aggregate`]: counter roll-up, timer and histogram summaries and gauge
-//!   readings per series, (level, source, name, labels), over a flush
-//!   interval.
+//! - [`aggregate`]: counter roll-up, timer and histogram summaries (exact
+//!   count, sum, min, max and sum of squares, and quantiles from a sketch)
+//!   and gauge readings per series, (level, source, name, labels), over a
+//!   flush interval; the quantiles backends report by default.
 //! - [`sketch`]: quantiles from a mergeable, bounded sketch: a base-2
 //!   exponential histogram, as OpenTelemetry and Prometheus send them.
 //! - [`sanitize`]: names made safe for a destination's alphabet, and the

@@ -3,8 +3,10 @@
 //! or [`counter`], [`gauge`], [`timer`] and [`histogram`] at level [`LEVEL`],
 //! with [`Measurement::with_source`], [`Measurement::with_labels`],
 //! [`Measurement::with_timestamp`] and [`Measurement::with_level`] for the
-//! rest), a logger that discards ([`discard_logger`]), and a backend made
-//! from its settings JSON the way the worker makes it ([`backend`]).
+//! rest), a logger that discards ([`discard_logger`]), a backend made
+//! from its settings JSON the way the worker makes it ([`backend`]), and a
+//! global allocator that counts, for tests that pin "allocates nothing"
+//! ([`CountingAllocator`]).
 //!
 //! ```
 //! use zibrato_backend_api::testing::{counter, timer};
@@ -39,6 +41,8 @@ use crate::measurement::{Kind, Measurement};
 use crate::{abi::LogLevel, backend::Backend, backend::BackendError, Logger};
 #[cfg(feature = "plugin")]
 use abi_stable::std_types::RStr;
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
 
 /// The time the constructors here give (Unix seconds): fixed, so that what a
 /// test prints is the same at every run.
@@ -194,4 +198,93 @@ pub fn backend<B: Backend>(settings: &str) -> Result<B, BackendError> {
 #[cfg(feature = "plugin")]
 pub fn backend_with_logger<B: Backend>(settings: &str, logger: Logger) -> Result<B, BackendError> {
     crate::backend::from_settings(settings, logger)
+}
+
+/// A global allocator that counts the allocations a closure makes on the
+/// calling thread ([`CountingAllocator::count`]), for tests that pin a hot
+/// path allocating nothing, as cadence's `tests/alloc-no-tags.rs` does. Other
+/// threads (the test harness, an I/O thread) are not counted.
+///
+/// Install it in the test binary, one per binary:
+///
+/// ```
+/// use zibrato_backend_api::testing::CountingAllocator;
+///
+/// #[global_allocator]
+/// static GLOBAL: CountingAllocator = CountingAllocator;
+///
+/// fn main() {
+///     let mut buffer = Vec::with_capacity(8);
+///     let ((), allocations) = CountingAllocator::count(|| buffer.extend([1u8, 2, 3]));
+///     assert_eq!(allocations, 0);
+///     let (_boxed, allocations) = CountingAllocator::count(|| Box::new(7u64));
+///     assert_eq!(allocations, 1);
+/// }
+/// ```
+pub struct CountingAllocator;
+
+thread_local! {
+    /// Allocations so far while counting on this thread; `None` when not.
+    static COUNTED: Cell<Option<u64>> = const { Cell::new(None) };
+}
+
+impl CountingAllocator {
+    /// Runs `f` and returns what it returned and how many allocations
+    /// (reallocations included) it made on this thread.
+    ///
+    /// # Panics
+    ///
+    /// When `CountingAllocator` is not the global allocator: every count
+    /// would be 0, and a test built on it could not fail.
+    pub fn count<R>(f: impl FnOnce() -> R) -> (R, u64) {
+        let (_, probe) = Self::counted(|| std::hint::black_box(Box::new(0u8)));
+        assert!(
+            probe > 0,
+            "CountingAllocator is not the global allocator: install it with #[global_allocator]"
+        );
+        Self::counted(f)
+    }
+
+    fn counted<R>(f: impl FnOnce() -> R) -> (R, u64) {
+        let outer = COUNTED.with(|c| c.replace(Some(0)));
+        let result = f();
+        let counted = COUNTED.with(|c| c.replace(outer)).unwrap_or(0);
+        (result, counted)
+    }
+
+    fn note() {
+        // `try_with`: the thread's locals may be gone while it exits.
+        let _ = COUNTED.try_with(|c| {
+            if let Some(n) = c.get() {
+                c.set(Some(n + 1));
+            }
+        });
+    }
+}
+
+// SAFETY: every call is passed on to `System` unchanged; counting touches
+// only a thread-local `Cell` initialised without allocating.
+unsafe impl GlobalAlloc for CountingAllocator {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        Self::note();
+        // SAFETY: the caller's contract is `System`'s.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        Self::note();
+        // SAFETY: as for `alloc`.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        Self::note();
+        // SAFETY: as for `alloc`.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: as for `alloc`.
+        unsafe { System.dealloc(ptr, layout) }
+    }
 }

@@ -11,12 +11,12 @@ mod retry;
 mod sender;
 mod settings;
 
-pub use settings::{Seconds, Secret, Settings, Timers};
+pub use settings::{Seconds, Secret, Settings, Timers, MAX_PERCENTILES};
 
 use api::{Api, Outcome};
 use payload::{Gauge, Naming, Rollup};
 use sender::{Sender, SenderConfig};
-use settings::{MAX_BATCH_SIZE, TOKEN_ENV, USER_ENV};
+use settings::{check_percentiles, MAX_BATCH_SIZE, TOKEN_ENV, USER_ENV};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use zibrato_backend_api::aggregate::SeriesCapReached;
 use zibrato_backend_api::settings::SettingError;
@@ -58,7 +58,7 @@ fn setting_or_env(value: Option<String>, env: &str) -> Option<String> {
 impl Backend for LibratoBackend {
     const NAME: &'static str = "librato";
     const DESCRIPTION: &'static str =
-        "posts counters, gauges and timer summaries to the Librato metrics API (or any endpoint speaking it)";
+        "posts counters, gauges, and timer and histogram summaries with their quantiles to the Librato metrics API (or any endpoint speaking it)";
     type Settings = Settings;
 
     fn new(settings: Settings, logger: Logger) -> Result<Self, BackendError> {
@@ -97,6 +97,8 @@ impl Backend for LibratoBackend {
         if max_age < Duration::from_secs(1) {
             return Err(SettingError::new("max_age", "must be at least one second").into());
         }
+        let percentiles = check_percentiles(&settings.percentiles)
+            .map_err(|why| SettingError::new("percentiles", why))?;
         let api = Api::new(&settings.api_url, username, token, settings.timeout.get())?;
         Ok(LibratoBackend {
             logger,
@@ -106,7 +108,7 @@ impl Backend for LibratoBackend {
             aggregator: Aggregator::new(settings.max_series),
             raw: Vec::new(),
             max_series: settings.max_series,
-            rollup: Rollup::default(),
+            rollup: Rollup::new(percentiles),
             last_rollup: i64::MIN,
             max_age,
             batch_size: settings.batch_size,
@@ -351,9 +353,10 @@ mod tests {
         // The same second: a roll-up now would replace the one at t.
         post(&mut backend, 2.0, 1.5);
         let report = backend.flush(t).unwrap();
-        assert_eq!(backend.rollup.len(), 2, "carried to the next second");
+        // The counter, the timer's summary and its four quantiles.
+        assert_eq!(backend.rollup.len(), 6, "carried to the next second");
         assert!(
-            report.pending >= 2,
+            report.pending >= 6,
             "what is carried is pending: {report:?}"
         );
         // The next second takes what was carried with what is new.
@@ -363,7 +366,7 @@ mod tests {
         // A clock stepping back never rolls up into a second already used.
         post(&mut backend, 8.0, 2.0);
         backend.flush(t).unwrap();
-        assert_eq!(backend.rollup.len(), 2, "carried past a clock step back");
+        assert_eq!(backend.rollup.len(), 6, "carried past a clock step back");
         backend.flush(t + 2).unwrap();
         backend.close().unwrap();
 
@@ -380,9 +383,35 @@ mod tests {
                 (t + 2, [s(1.0), s(2.0), s(2.0), s(2.0)]),
             ]
         );
+        // The quantiles of what was merged: the smaller of 1.5 and 1 at t + 1.
+        for quantile in ["lag.p50", "lag.p90", "lag.p99", "lag.p999"] {
+            assert_eq!(
+                kept(&double, quantile),
+                vec![(t, s(0.5)), (t + 1, s(1.0)), (t + 2, s(2.0))],
+                "{quantile}"
+            );
+        }
         let state = double.state();
         assert!(state.overwrites.is_empty(), "{:?}", state.overwrites);
-        assert_eq!(state.accepted.len(), 6, "each sent once");
+        assert_eq!(state.accepted.len(), 3 + 3 * 5, "each sent once");
+    }
+
+    #[test]
+    fn percentiles_set_in_code_are_checked_at_new_too() {
+        let settings = |percentiles: Vec<f64>| Settings {
+            username: Some(USER.into()),
+            token: Some(Secret::new(TOKEN)),
+            percentiles,
+            ..Settings::default()
+        };
+        for bad in [vec![0.0], vec![2.0], vec![f64::NAN], vec![0.5; 11]] {
+            let e = LibratoBackend::new(settings(bad.clone()), discard_logger("librato"))
+                .unwrap_err()
+                .to_string();
+            assert!(e.starts_with("bad setting percentiles: "), "{bad:?}: {e}");
+        }
+        let backend = LibratoBackend::new(settings(vec![0.75]), discard_logger("librato")).unwrap();
+        assert_eq!(backend.rollup.len(), 0);
     }
 
     #[test]
@@ -399,7 +428,7 @@ mod tests {
         backend.post(&counter("hits", 2.0)).unwrap();
         backend.post(&timer("lag", 1.5)).unwrap();
         backend.flush(t).unwrap();
-        assert_eq!(backend.rollup.len(), 2);
+        assert_eq!(backend.rollup.len(), 6);
         backend.close().unwrap();
         assert_eq!(
             kept(&double, "hits"),

@@ -6,9 +6,12 @@
 //! - a counter's total over the flush, per (source, name), with the flush time;
 //! - each gauge reading, with its own time;
 //! - a timer summary per (source, name) — `count`, `sum`, `min`, `max`,
-//!   `sum_squares` and no `value` — with the flush time, or with
-//!   `timers = "raw"` one plain gauge per measurement with its own time;
-//! - a histogram summary per (source, name), as a timer's, always.
+//!   `sum_squares` and no `value` — with the flush time, and beside it one
+//!   plain gauge per quantile of `percentiles`, `NAME.p50` and so on, with
+//!   the same source and time; or with `timers = "raw"` one plain gauge per
+//!   measurement with its own time;
+//! - a histogram summary per (source, name) and its quantiles, as a
+//!   timer's, always.
 //!
 //! Librato has no levels: series of one (source, name) at several levels are
 //! rolled up together, as are names that sanitising makes equal. The legacy
@@ -16,9 +19,10 @@
 //! name, sorted by key, each as `.key:value` (`http.requests.method:GET`), so
 //! that a labelled series stays apart from the unlabelled one.
 
-use crate::settings::Timers;
+use crate::settings::{Percentile, Timers};
 use serde::Serialize;
 use std::borrow::Cow;
+use std::collections::btree_map::Entry;
 use std::collections::BTreeMap;
 use zibrato_backend_api::aggregate::{GaugeReading, Snapshot, TimerTotal};
 use zibrato_backend_api::labels::Labels;
@@ -111,15 +115,34 @@ impl<'a> Body<'a> {
     }
 }
 
+/// The most characters of a metric name or source the API takes.
+pub const MAX_NAME_CHARS: usize = 255;
+
 /// Whether `c` is allowed in a Librato metric name or source.
 pub fn is_librato_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || matches!(c, '.' | ':' | '_' | '-')
 }
 
 /// A metric name or source made safe for Librato: `[A-Za-z0-9.:_-]`, at most
-/// 255 characters.
+/// [`MAX_NAME_CHARS`] characters.
 pub fn librato_name(text: &str) -> Cow<'_, str> {
-    sanitize(text, is_librato_char, '_', 255)
+    sanitize(text, is_librato_char, '_', MAX_NAME_CHARS)
+}
+
+/// The name of a quantile's gauge: `name` (already made safe) and `suffix`
+/// (`.p99`), `name` cut so that the whole stays within [`MAX_NAME_CHARS`]
+/// rather than the suffix being cut off (which would make it the summary's
+/// own name).
+pub fn quantile_gauge_name(name: &str, suffix: &str) -> String {
+    let mut keep = name.len().min(MAX_NAME_CHARS.saturating_sub(suffix.len()));
+    // Safe names are ASCII; this only guards the cut.
+    while !name.is_char_boundary(keep) {
+        keep -= 1;
+    }
+    let mut full = String::with_capacity(keep + suffix.len());
+    full.push_str(&name[..keep]);
+    full.push_str(suffix);
+    full
 }
 
 /// A (source, name) pair, sanitised.
@@ -201,20 +224,31 @@ impl Naming {
 }
 
 /// Counter totals and timer and histogram summaries per (source, name),
-/// waiting for their flush time.
+/// waiting for their flush time, and the quantiles to send of each summary.
 ///
 /// Librato keeps one value per series and second (a second measurement with
 /// the same name, source and time replaces the first), so two roll-ups in one
 /// second would lose the first. They are merged instead: when a flush comes in
 /// the same second as the last roll-up, what it took stays here for the next.
+/// Summaries merge with their sketches, so the quantiles sent are those of
+/// everything merged.
 #[derive(Debug, Default)]
 pub struct Rollup {
     counters: BTreeMap<Key, f64>,
     timers: BTreeMap<Key, TimerSummary>,
     histograms: BTreeMap<Key, TimerSummary>,
+    percentiles: Vec<Percentile>,
 }
 
 impl Rollup {
+    /// An empty roll-up sending `percentiles` of each summary.
+    pub fn new(percentiles: Vec<Percentile>) -> Rollup {
+        Rollup {
+            percentiles,
+            ..Rollup::default()
+        }
+    }
+
     /// Adds a snapshot's counters and histograms, and its timers when they
     /// are summarised.
     pub fn add(&mut self, snapshot: &Snapshot, naming: &Naming, timers: Timers) {
@@ -230,9 +264,11 @@ impl Rollup {
         add_summaries(&mut self.histograms, &snapshot.histograms, naming);
     }
 
-    /// How many gauges it would make.
+    /// How many gauges it would make: one per counter, and per summary one
+    /// and one per quantile.
     pub fn len(&self) -> usize {
-        self.counters.len() + self.timers.len() + self.histograms.len()
+        let per_summary = 1 + self.percentiles.len();
+        self.counters.len() + (self.timers.len() + self.histograms.len()) * per_summary
     }
 
     /// Whether it holds nothing.
@@ -241,53 +277,57 @@ impl Rollup {
     }
 
     /// Empties it into gauges measured at `time`: counters, then timers, then
-    /// histograms.
+    /// histograms, each summary followed by its quantiles.
     pub fn drain(&mut self, time: i64) -> Vec<Gauge> {
-        let counters =
-            std::mem::take(&mut self.counters)
-                .into_iter()
-                .map(|((source, name), total)| Gauge {
-                    name,
-                    source,
-                    measure_time: time,
-                    value: Value::Plain { value: total },
-                });
+        let mut gauges = Vec::with_capacity(self.len());
+        for ((source, name), total) in std::mem::take(&mut self.counters) {
+            gauges.push(Gauge {
+                name,
+                source,
+                measure_time: time,
+                value: Value::Plain { value: total },
+            });
+        }
         let timers = std::mem::take(&mut self.timers);
         let histograms = std::mem::take(&mut self.histograms);
-        let summaries = timers
-            .into_iter()
-            .chain(histograms)
-            .map(|((source, name), s)| Gauge {
+        for ((source, name), s) in timers.into_iter().chain(histograms) {
+            let quantiles = self.percentiles.iter().map(|p| Gauge {
+                name: quantile_gauge_name(&name, &p.suffix),
+                source: source.clone(),
+                measure_time: time,
+                value: Value::Plain {
+                    value: s.quantile(p.q).unwrap_or(f64::NAN),
+                },
+            });
+            let quantiles: Vec<Gauge> = quantiles.collect();
+            gauges.push(Gauge {
                 name,
                 source,
                 measure_time: time,
                 value: Value::Summary {
-                    count: s.count,
-                    sum: s.sum,
-                    min: s.min,
-                    max: s.max,
-                    sum_squares: s.sum_squares,
+                    count: s.count(),
+                    sum: s.sum(),
+                    min: s.min(),
+                    max: s.max(),
+                    sum_squares: s.sum_squares(),
                 },
             });
-        counters.chain(summaries).collect()
+            gauges.extend(quantiles);
+        }
+        gauges
     }
 }
 
 /// Merges `totals` into `into` per (source, name).
 fn add_summaries(into: &mut BTreeMap<Key, TimerSummary>, totals: &[TimerTotal], naming: &Naming) {
     for total in totals {
-        into.entry(naming.key(&total.series))
-            .and_modify(|s| merge(s, &total.summary))
-            .or_insert(total.summary);
+        match into.entry(naming.key(&total.series)) {
+            Entry::Occupied(mut held) => held.get_mut().merge(&total.summary),
+            Entry::Vacant(slot) => {
+                slot.insert(total.summary.clone());
+            }
+        }
     }
-}
-
-fn merge(into: &mut TimerSummary, other: &TimerSummary) {
-    into.count += other.count;
-    into.sum += other.sum;
-    into.min = into.min.min(other.min);
-    into.max = into.max.max(other.max);
-    into.sum_squares += other.sum_squares;
 }
 
 /// Gauge readings as gauges with their own time; readings of one (source,
@@ -497,6 +537,102 @@ mod tests {
                 "sum_squares": 27262976.0,
             }])
         );
+    }
+
+    fn percentiles(list: &[f64]) -> Vec<Percentile> {
+        crate::settings::check_percentiles(list).unwrap()
+    }
+
+    #[test]
+    fn each_summary_is_followed_by_its_quantile_gauges_of_the_same_source_and_time() {
+        let mut measurements = vec![timer("db.query", 0.25).with_source("db1"); 99];
+        measurements.push(timer("db.query", 2.0).with_source("db1"));
+        measurements.extend([histogram("payload.bytes", 1024.0); 3]);
+        let mut rollup = Rollup::new(percentiles(&[0.5, 0.999, 1.0]));
+        rollup.add(
+            &snapshot(&measurements),
+            &Naming::default(),
+            Timers::Summary,
+        );
+        assert_eq!(rollup.len(), 2 * 4);
+        let gauges = rollup.drain(7);
+        assert_eq!(
+            serde_json::to_value(&gauges).unwrap(),
+            serde_json::json!([
+                {"name": "db.query", "source": "db1", "measure_time": 7,
+                 "count": 100, "sum": 26.75, "min": 0.25, "max": 2.0, "sum_squares": 10.1875},
+                // Rank 49 and 98 of 100: a quarter second (a power of two
+                // ends its bucket, so the estimate is clamped to min).
+                {"name": "db.query.p50", "source": "db1", "measure_time": 7, "value": 0.25},
+                {"name": "db.query.p999", "source": "db1", "measure_time": 7, "value": 0.25},
+                {"name": "db.query.p100", "source": "db1", "measure_time": 7, "value": 2.0},
+                {"name": "payload.bytes", "measure_time": 7,
+                 "count": 3, "sum": 3072.0, "min": 1024.0, "max": 1024.0, "sum_squares": 3145728.0},
+                {"name": "payload.bytes.p50", "measure_time": 7, "value": 1024.0},
+                {"name": "payload.bytes.p999", "measure_time": 7, "value": 1024.0},
+                {"name": "payload.bytes.p100", "measure_time": 7, "value": 1024.0},
+            ])
+        );
+    }
+
+    #[test]
+    fn quantiles_of_a_rollup_are_those_of_everything_merged_into_it() {
+        let naming = Naming::default();
+        let mut rollup = Rollup::new(percentiles(&[0.25, 0.99]));
+        rollup.add(
+            &snapshot(&[timer("lag", 1.0); 100]),
+            &naming,
+            Timers::Summary,
+        );
+        let later = vec![timer("lag", 4.0).with_level("debug"); 100];
+        rollup.add(&snapshot(&later), &naming, Timers::Summary);
+        assert_eq!(rollup.len(), 3);
+        let gauges = rollup.drain(9);
+        let value = |name: &str| match gauges.iter().find(|g| g.name == name) {
+            Some(Gauge {
+                value: Value::Plain { value },
+                ..
+            }) => *value,
+            other => panic!("{name}: {other:?}"),
+        };
+        assert_eq!(value("lag.p25"), 1.0);
+        let p99 = value("lag.p99");
+        assert!((p99 - 4.0).abs() <= 4.0 * 0.01, "{p99}");
+        assert_eq!(gauges.len(), 3);
+    }
+
+    #[test]
+    fn quantile_names_keep_their_suffix_within_255_characters() {
+        let long = "t".repeat(300);
+        let snap = snapshot(&[timer(&long, 0.5)]);
+        let mut rollup = Rollup::new(percentiles(&[0.5, 0.999]));
+        rollup.add(&snap, &Naming::default(), Timers::Summary);
+        let names: Vec<String> = rollup.drain(1).into_iter().map(|g| g.name).collect();
+        assert_eq!(
+            names,
+            [
+                "t".repeat(255),
+                format!("{}.p50", "t".repeat(251)),
+                format!("{}.p999", "t".repeat(250)),
+            ]
+        );
+        assert_eq!(quantile_gauge_name("db.query", ".p99"), "db.query.p99");
+    }
+
+    #[test]
+    fn without_percentiles_a_summary_is_one_gauge() {
+        let mut rollup = Rollup::new(Vec::new());
+        rollup.add(
+            &snapshot(&[timer("t", 0.5), histogram("h", 1.0)]),
+            &Naming::default(),
+            Timers::Summary,
+        );
+        assert_eq!(rollup.len(), 2);
+        let gauges = rollup.drain(1);
+        assert_eq!(gauges.len(), 2);
+        assert!(gauges
+            .iter()
+            .all(|g| matches!(g.value, Value::Summary { .. })));
     }
 
     #[test]

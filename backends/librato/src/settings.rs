@@ -10,6 +10,7 @@ use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
 use std::fmt;
 use std::time::Duration;
+use zibrato_backend_api::aggregate::{quantile_name, DEFAULT_QUANTILES};
 
 /// Where measurements go unless `api_url` says otherwise.
 pub const DEFAULT_API_URL: &str = "https://metrics-api.librato.com/v1/metrics";
@@ -17,6 +18,10 @@ pub const DEFAULT_API_URL: &str = "https://metrics-api.librato.com/v1/metrics";
 /// The most measurements Librato's documentation recommends per request, and
 /// the default and largest `batch_size`.
 pub const MAX_BATCH_SIZE: usize = 300;
+
+/// The most quantiles `percentiles` may list: each is one more gauge per
+/// timer and histogram series and flush.
+pub const MAX_PERCENTILES: usize = 10;
 
 /// The environment variable read when `username` is not set.
 pub const USER_ENV: &str = "LIBRATO_USER";
@@ -42,6 +47,11 @@ pub struct Settings {
     pub api_url: String,
     /// How timers are sent.
     pub timers: Timers,
+    /// The quantiles sent of each timer and histogram summary, each as a
+    /// gauge `NAME.p50` (…): each in `(0, 1]`, at most [`MAX_PERCENTILES`],
+    /// none twice. A number or a list of numbers.
+    #[serde(deserialize_with = "percentiles")]
+    pub percentiles: Vec<f64>,
     /// The source given to measurements that have none.
     #[serde(deserialize_with = "text")]
     pub source: Option<String>,
@@ -65,6 +75,7 @@ impl Default for Settings {
             token: None,
             api_url: DEFAULT_API_URL.to_string(),
             timers: Timers::Summary,
+            percentiles: DEFAULT_QUANTILES.to_vec(),
             source: None,
             max_age: Seconds(Duration::from_secs(2 * 60 * 60)),
             timeout: Seconds(Duration::from_secs(10)),
@@ -82,6 +93,7 @@ impl fmt::Debug for Settings {
             .field("token", &self.token)
             .field("api_url", &self.api_url)
             .field("timers", &self.timers)
+            .field("percentiles", &self.percentiles)
             .field("source", &self.source)
             .field("max_age", &self.max_age)
             .field("timeout", &self.timeout)
@@ -101,6 +113,58 @@ pub enum Timers {
     Summary,
     /// One plain gauge per measurement, with its own time (Zibrato 0.2).
     Raw,
+}
+
+/// A quantile to send, and the suffix of its gauge's name (`.p99`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Percentile {
+    /// The quantile, in `(0, 1]`.
+    pub q: f64,
+    /// `.` and its name, as the backend API names it (`.p50`, `.p999`).
+    pub suffix: String,
+}
+
+/// `percentiles` checked and named: each in `(0, 1]`, at most
+/// [`MAX_PERCENTILES`], none twice. The error says what is wrong, for the
+/// key `percentiles`.
+pub fn check_percentiles(list: &[f64]) -> Result<Vec<Percentile>, String> {
+    if list.len() > MAX_PERCENTILES {
+        return Err(format!(
+            "lists {} quantiles: at most {MAX_PERCENTILES}",
+            list.len()
+        ));
+    }
+    let mut checked: Vec<Percentile> = Vec::with_capacity(list.len());
+    for &q in list {
+        let name = quantile_name(q)
+            .filter(|_| q > 0.0)
+            .ok_or_else(|| format!("{q} is not a quantile above 0 and at most 1 (0.99 for p99)"))?;
+        if checked.iter().any(|p| p.q == q) {
+            return Err(format!("{q} is listed twice"));
+        }
+        checked.push(Percentile {
+            q,
+            suffix: format!(".{name}"),
+        });
+    }
+    Ok(checked)
+}
+
+/// Reads `percentiles`: a number or a list of numbers, checked by
+/// [`check_percentiles`]. Any error is the key's own, never one of an item.
+fn percentiles<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<f64>, D::Error> {
+    const EXPECTED: &str = "must be a list of quantiles such as [0.5, 0.9, 0.99]";
+    let list = match serde_json::Value::deserialize(deserializer)? {
+        serde_json::Value::Array(items) => items
+            .iter()
+            .map(serde_json::Value::as_f64)
+            .collect::<Option<Vec<f64>>>()
+            .ok_or_else(|| de::Error::custom(EXPECTED))?,
+        serde_json::Value::Number(n) => n.as_f64().into_iter().collect(),
+        _ => return Err(de::Error::custom(EXPECTED)),
+    };
+    check_percentiles(&list).map_err(de::Error::custom)?;
+    Ok(list)
 }
 
 /// A secret: its `Debug` and `Display` never show it.
@@ -295,6 +359,63 @@ mod tests {
         assert_eq!(s.timers, Timers::Raw);
         let e = from_json::<Settings>(r#"{"timers":"each"}"#).unwrap_err();
         assert_eq!(e.key, "timers");
+    }
+
+    #[test]
+    fn percentiles_default_to_the_four_of_the_backend_api() {
+        let s: Settings = from_json("{}").unwrap();
+        assert_eq!(s.percentiles, DEFAULT_QUANTILES);
+        let suffixes: Vec<String> = check_percentiles(&s.percentiles)
+            .unwrap()
+            .into_iter()
+            .map(|p| p.suffix)
+            .collect();
+        assert_eq!(suffixes, [".p50", ".p90", ".p99", ".p999"]);
+    }
+
+    #[test]
+    fn percentiles_take_a_list_a_number_or_nothing() {
+        for (json, list) in [
+            ("[0.75, 0.95, 1]", vec![0.75, 0.95, 1.0]),
+            ("0.99", vec![0.99]),
+            ("[]", vec![]),
+        ] {
+            let s: Settings = from_json(&format!("{{\"percentiles\":{json}}}")).unwrap();
+            assert_eq!(s.percentiles, list, "{json}");
+        }
+        let named = check_percentiles(&[0.75, 1.0]).unwrap();
+        assert_eq!(
+            named,
+            [
+                Percentile {
+                    q: 0.75,
+                    suffix: ".p75".into()
+                },
+                Percentile {
+                    q: 1.0,
+                    suffix: ".p100".into()
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn a_bad_percentile_is_an_error_naming_the_key() {
+        let eleven = format!("[{}]", ["0.5"; 11].join(","));
+        for (json, says) in [
+            ("[0]", "0 is not a quantile"),
+            ("[0.5, 1.5]", "1.5 is not a quantile"),
+            ("[-0.1]", "-0.1 is not a quantile"),
+            ("[0.5, 0.5]", "0.5 is listed twice"),
+            (eleven.as_str(), "at most 10"),
+            (r#"["p99"]"#, "must be a list"),
+            (r#""0.99""#, "must be a list"),
+            (r#"{"p": 0.5}"#, "must be a list"),
+        ] {
+            let e = from_json::<Settings>(&format!("{{\"percentiles\":{json}}}")).unwrap_err();
+            assert_eq!(e.key, "percentiles", "{json}: {e}");
+            assert!(e.message.contains(says), "{json}: {e}");
+        }
     }
 
     #[test]

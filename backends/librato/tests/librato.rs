@@ -233,7 +233,9 @@ fn timers_are_sent_as_summaries_per_source_and_name() {
     p.publisher.send(format!(
         "debug|Timer|db.query|0.012|{t}|db1\ndebug|Timer|db.query|0.009|{t}|db1\ndebug|timers|db.query|0.010|{t}|db1\ndebug|Timer|db.query|0.5|{t}|not_specified"
     ));
-    double.wait("two summaries", |s| s.named("db.query").count() >= 2);
+    double.wait("two summaries and their quantiles", |s| {
+        s.named("db.query").count() >= 2 && s.named("db.query.p999").count() >= 2
+    });
     let state = double.state();
     let timers = named(&state, "db.query");
     assert_eq!(timers.len(), 2, "{timers:#?}");
@@ -253,6 +255,90 @@ fn timers_are_sent_as_summaries_per_source_and_name() {
         .find(|m| m.source.is_none())
         .expect("sourceless");
     assert_eq!(none.number("count"), Some(1.0));
+
+    // The default quantiles, one gauge each, beside their summary.
+    for name in [
+        "db.query.p50",
+        "db.query.p90",
+        "db.query.p99",
+        "db.query.p999",
+    ] {
+        let quantiles = named(&state, name);
+        assert_eq!(quantiles.len(), 2, "{name}: {quantiles:#?}");
+        for (summary, quantile) in [(db1, Some("db1")), (none, None)] {
+            let q = quantiles
+                .iter()
+                .find(|m| m.source.as_deref() == quantile)
+                .unwrap_or_else(|| panic!("{name} of {quantile:?}"));
+            assert_eq!(q.measure_time, summary.measure_time, "{q:?}");
+            assert_eq!(q.kind, "gauge");
+            assert!(!q.fields.contains_key("count"), "{q:?}");
+        }
+        let value = |source| {
+            quantiles
+                .iter()
+                .find(|m| m.source.as_deref() == source)
+                .and_then(|m| m.number("value"))
+                .unwrap()
+        };
+        // Of 9, 10 and 12 ms every quantile below 1 is the middle one.
+        assert!((value(Some("db1")) - 0.010).abs() <= 0.010 * 0.01, "{name}");
+        assert_eq!(value(None), 0.5, "{name}");
+    }
+    assert_nothing_overwritten(&state);
+}
+
+#[test]
+fn percentiles_choose_the_quantile_gauges_of_timers_and_histograms() {
+    let double = Double::start(USER, TOKEN);
+    let p = start(&double, &["--set", "librato.percentiles=[0.75, 1]"]);
+    let t = now();
+    let mut frame: Vec<String> = (1..=100)
+        .map(|kib| format!("info|Histogram|upload.bytes|{}|{t}|web1", kib * 1024))
+        .collect();
+    frame.push(format!("info|Timer|render|0.25|{t}|web1"));
+    p.publisher.send(frame.join("\n"));
+    double.wait("both quantiles of both", |s| {
+        [
+            "upload.bytes.p75",
+            "upload.bytes.p100",
+            "render.p75",
+            "render.p100",
+        ]
+        .iter()
+        .all(|name| s.named(name).count() >= 1)
+    });
+    let state = double.state();
+    let value = |name: &str| {
+        let kept = named(&state, name);
+        assert_eq!(kept.len(), 1, "{name}: {kept:#?}");
+        assert_eq!(kept[0].source.as_deref(), Some("web1"));
+        kept[0].number("value").unwrap()
+    };
+    // Rank 74 of 100: 75 KiB, within 1%; the maximum exactly.
+    let p75 = value("upload.bytes.p75");
+    assert!((p75 - 75.0 * 1024.0).abs() <= 75.0 * 1024.0 * 0.01, "{p75}");
+    assert_eq!(value("upload.bytes.p100"), 100.0 * 1024.0);
+    assert_eq!(value("render.p75"), 0.25);
+    assert_eq!(value("render.p100"), 0.25);
+    let summary = named(&state, "upload.bytes");
+    assert_eq!(summary[0].number("count"), Some(100.0));
+    assert_eq!(
+        summary[0].measure_time,
+        named(&state, "upload.bytes.p75")[0].measure_time
+    );
+    // Only the quantiles asked for, in the same posts.
+    let others: Vec<&str> = state
+        .accepted
+        .iter()
+        .map(|m| m.name.as_str())
+        .filter(|n| {
+            n.rsplit_once(".p")
+                .is_some_and(|(_, d)| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()))
+        })
+        .filter(|n| !n.ends_with(".p75") && !n.ends_with(".p100"))
+        .collect();
+    assert!(others.is_empty(), "{others:?}");
 }
 
 #[test]
@@ -736,6 +822,16 @@ fn missing_credentials_and_bad_settings_are_clear_errors() {
     assert!(!ok);
     assert!(out.contains("batch_size"), "{out}");
     assert!(!out.contains(TOKEN), "{out}");
+    for bad in ["[0.5, 2]", "[]x", "p99"] {
+        let set = format!("librato.percentiles={bad}");
+        let (ok, out) = run_librato(
+            &port,
+            &[&set],
+            &[("LIBRATO_USER", USER), ("LIBRATO_TOKEN", TOKEN)],
+        );
+        assert!(!ok, "{bad}: {out}");
+        assert!(out.contains("bad setting percentiles"), "{bad}: {out}");
+    }
 }
 
 #[test]

@@ -5,8 +5,8 @@
 //! {"time":1764057600,"level":"info","type":"counter","name":"requests","source":"web1","value":42}
 //! {"time":1764057601,"level":"crit","type":"gauge","name":"queue.depth","source":null,"value":123}
 //! {"time":1764057600,"level":"info","type":"counter","name":"http.requests","source":"web1","tags":{"method":"GET","route":"/api"},"value":7}
-//! {"time":1764057600,"level":"debug","type":"timer","name":"db.query","source":null,"count":3,"sum":0.03,"min":0.009,"max":0.012}
-//! {"time":1764057600,"level":"info","type":"histogram","name":"payload.bytes","source":null,"tags":{"route":"/upload"},"count":2,"sum":6144,"min":1024,"max":5120}
+//! {"time":1764057600,"level":"debug","type":"timer","name":"db.query","source":null,"count":3,"sum":1.5,"min":0.25,"max":1,"p50":0.25,"p90":0.25,"p99":0.25,"p999":0.25}
+//! {"time":1764057600,"level":"info","type":"histogram","name":"payload.bytes","source":null,"tags":{"route":"/upload"},"count":2,"sum":6144,"min":1024,"max":5120,"p50":1024,"p90":1024,"p99":1024,"p999":1024}
 //! ```
 //!
 //! The fields always come in this order. `time` is the flush time for
@@ -14,13 +14,22 @@
 //! `source` is `null` when the client gave none; `tags` holds a labelled
 //! series' labels, sorted by key, and is left out for a series without
 //! labels. Timer values are in seconds, histogram values in their own unit.
+//!
+//! A timer or histogram line ends with its quantiles, the backend API's
+//! defaults ([`DEFAULT_QUANTILES`], named as [`DEFAULT_QUANTILE_NAMES`]):
+//! `p50`, `p90`, `p99`, `p999`. Each is the value of rank `⌊q·(count − 1)⌋`
+//! (from 0, ascending), estimated from the series' sketch within 1% (see
+//! `zibrato_backend_api::sketch`), so it may show digits no measurement
+//! had (`0.009002040516881077` for a `0.009`). Of three measurements, as
+//! above, p50 to p999 are all the second smallest.
+//!
 //! Numbers are written as the wire writes them (`42`, not `42.0`); a total
 //! that overflowed to infinity is written as `null`, since JSON has no
 //! infinity.
 
 use crate::source_of;
 use std::io::{self, Write};
-use zibrato_backend_api::aggregate::TimerTotal;
+use zibrato_backend_api::aggregate::{TimerTotal, DEFAULT_QUANTILES, DEFAULT_QUANTILE_NAMES};
 use zibrato_backend_api::codec::Number;
 use zibrato_backend_api::{Kind, Series, Snapshot};
 
@@ -53,12 +62,16 @@ pub fn write_snapshot(out: &mut impl Write, snapshot: &Snapshot, now: i64) -> io
 fn write_summary(out: &mut impl Write, now: i64, kind: Kind, total: &TimerTotal) -> io::Result<()> {
     let summary = &total.summary;
     write_head(out, now, kind, &total.series)?;
-    write!(out, ",\"count\":{},\"sum\":", summary.count)?;
-    write_number(out, summary.sum)?;
+    write!(out, ",\"count\":{},\"sum\":", summary.count())?;
+    write_number(out, summary.sum())?;
     out.write_all(b",\"min\":")?;
-    write_number(out, summary.min)?;
+    write_number(out, summary.min())?;
     out.write_all(b",\"max\":")?;
-    write_number(out, summary.max)?;
+    write_number(out, summary.max())?;
+    for (q, name) in DEFAULT_QUANTILES.into_iter().zip(DEFAULT_QUANTILE_NAMES) {
+        write!(out, ",\"{name}\":")?;
+        write_number(out, summary.quantile(q).unwrap_or(f64::NAN))?;
+    }
     out.write_all(b"}\n")
 }
 
@@ -104,7 +117,9 @@ fn write_number(out: &mut impl Write, value: f64) -> io::Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use zibrato_backend_api::testing::{counter, gauge, timer};
+    use zibrato_backend_api::aggregate::{DEFAULT_QUANTILES, DEFAULT_QUANTILE_NAMES};
+    use zibrato_backend_api::sketch::ERROR_TARGET;
+    use zibrato_backend_api::testing::{counter, gauge, histogram, timer};
     use zibrato_backend_api::Measurement;
 
     fn json_of(measurements: &[Measurement<'_>], now: i64) -> String {
@@ -115,14 +130,14 @@ mod tests {
     fn lines_have_the_documented_fields_in_order() {
         let got = json_of(
             &[
-                timer("db.query", 0.009).with_level("debug"),
+                timer("db.query", 0.25).with_level("debug"),
                 counter("requests", 40.0).with_source("web1"),
-                timer("db.query", 0.012).with_level("debug"),
+                timer("db.query", 1.0).with_level("debug"),
                 gauge("queue.depth", 123.0)
                     .with_level("crit")
                     .with_timestamp(1764057601),
                 counter("requests", 2.0).with_source("web1"),
-                timer("db.query", 0.009).with_level("debug"),
+                timer("db.query", 0.25).with_level("debug"),
             ],
             1764057600,
         );
@@ -133,7 +148,10 @@ mod tests {
                 "\n",
                 r#"{"time":1764057601,"level":"crit","type":"gauge","name":"queue.depth","source":null,"value":123}"#,
                 "\n",
-                r#"{"time":1764057600,"level":"debug","type":"timer","name":"db.query","source":null,"count":3,"sum":0.03,"min":0.009,"max":0.012}"#,
+                // The second smallest of three: 0.25. A power of two ends
+                // its bucket, so the estimate is clamped to the minimum,
+                // exactly.
+                r#"{"time":1764057600,"level":"debug","type":"timer","name":"db.query","source":null,"count":3,"sum":1.5,"min":0.25,"max":1,"p50":0.25,"p90":0.25,"p99":0.25,"p999":0.25}"#,
                 "\n",
             )
         );
@@ -149,12 +167,52 @@ mod tests {
                 "\n",
                 r#"{"time":1764057600,"level":"info","type":"counter","name":"http.requests","source":"web1","tags":{"method":"GET","route":"/api"},"value":7}"#,
                 "\n",
-                r#"{"time":1764057600,"level":"info","type":"timer","name":"payload.bytes","source":null,"count":1,"sum":0.5,"min":0.5,"max":0.5}"#,
+                r#"{"time":1764057600,"level":"info","type":"timer","name":"payload.bytes","source":null,"count":1,"sum":0.5,"min":0.5,"max":0.5,"p50":0.5,"p90":0.5,"p99":0.5,"p999":0.5}"#,
                 "\n",
-                r#"{"time":1764057600,"level":"info","type":"histogram","name":"payload.bytes","source":null,"tags":{"route":"/upload"},"count":2,"sum":6144,"min":1024,"max":5120}"#,
+                r#"{"time":1764057600,"level":"info","type":"histogram","name":"payload.bytes","source":null,"tags":{"route":"/upload"},"count":2,"sum":6144,"min":1024,"max":5120,"p50":1024,"p90":1024,"p99":1024,"p999":1024}"#,
                 "\n",
             )
         );
+    }
+
+    #[test]
+    fn quantiles_of_identical_values_are_that_value() {
+        let many = vec![histogram("queue.length", 7.0).with_source("q1"); 1000];
+        assert_eq!(
+            json_of(&many, 7),
+            concat!(
+                r#"{"time":7,"level":"info","type":"histogram","name":"queue.length","source":"q1","count":1000,"sum":7000,"min":7,"max":7,"p50":7,"p90":7,"p99":7,"p999":7}"#,
+                "\n"
+            )
+        );
+    }
+
+    #[test]
+    fn quantiles_are_within_the_sketch_error_of_the_exact_ones() {
+        // 1 ms to 10 s, out of order: 10,000 distinct values.
+        let values: Vec<f64> = (0..10_000u32)
+            .map(|i| f64::from((i * 7919) % 10_000 + 1) / 1000.0)
+            .collect();
+        let measurements: Vec<_> = values.iter().map(|&v| timer("t", v)).collect();
+        let got = json_of(&measurements, 7);
+        let line: serde_json::Value = serde_json::from_str(got.trim_end()).unwrap();
+        let mut sorted = values;
+        sorted.sort_by(f64::total_cmp);
+        for (q, name) in DEFAULT_QUANTILES.into_iter().zip(DEFAULT_QUANTILE_NAMES) {
+            let exact = sorted[(q * (sorted.len() - 1) as f64).floor() as usize];
+            let shown = line[name].as_f64().unwrap();
+            assert!(
+                (shown - exact).abs() <= exact * ERROR_TARGET,
+                "{name}: {shown} vs {exact}"
+            );
+        }
+        // In the documented order, after `max`.
+        let at: Vec<usize> = ["\"max\":", "\"p50\":", "\"p90\":", "\"p99\":", "\"p999\":"]
+            .iter()
+            .map(|key| got.find(key).unwrap())
+            .collect();
+        assert!(at.windows(2).all(|w| w[0] < w[1]), "{got}");
+        assert!(got.ends_with("}\n"));
     }
 
     #[test]

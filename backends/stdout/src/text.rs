@@ -4,14 +4,14 @@
 //! ```text
 //! 2025-11-25T08:00:00Z info  counter requests    source=web1 42
 //! 2025-11-25T08:00:01Z crit  gauge   queue.depth source=-    123
-//! 2025-11-25T08:00:00Z debug timer   db.query    source=-    count=3 sum=30.000ms min=9.000ms max=12.000ms mean=10.000ms
+//! 2025-11-25T08:00:00Z debug timer   db.query    source=-    count=3 sum=1500.000ms min=250.000ms max=1000.000ms mean=500.000ms p50=250.000ms p90=250.000ms p99=250.000ms
 //! ```
 //!
 //! and with labels and a histogram:
 //!
 //! ```text
 //! 2025-11-25T08:00:00Z info counter   http.requests;method=GET;route=/api source=web1 7
-//! 2025-11-25T08:00:00Z info histogram payload.bytes;route=/upload         source=-    count=2 sum=6144 min=1024 max=5120 mean=3072
+//! 2025-11-25T08:00:00Z info histogram payload.bytes;route=/upload         source=-    count=2 sum=6144 min=1024 max=5120 mean=3072 p50=1024 p90=1024 p99=1024
 //! ```
 //!
 //! Columns, separated by spaces:
@@ -26,9 +26,13 @@
 //! 6. the value: a counter's total over the interval or a gauge's reading,
 //!    written as the wire writes numbers (`42`, `0.5`); for a timer, its
 //!    summary over the interval **in milliseconds**, with three decimals
-//!    (microseconds): `count=N sum=…ms min=…ms max=…ms mean=…ms`; for a
-//!    histogram, its summary in the values' own unit, written as numbers are:
-//!    `count=N sum=… min=… max=… mean=…`.
+//!    (microseconds): `count=N sum=…ms min=…ms max=…ms mean=…ms p50=…ms
+//!    p90=…ms p99=…ms`; for a histogram, its summary in the values' own
+//!    unit, written as numbers are: `count=N sum=… min=… max=… mean=… p50=…
+//!    p90=… p99=…`. The quantiles are the first three of the backend API's
+//!    defaults, estimated from the series' sketch within 1%, each the value
+//!    of rank `⌊q·(count − 1)⌋` (from 0, ascending); the `json` format adds
+//!    `p999`.
 //!
 //! The level, type, name and source columns are padded to the widest value of the
 //! flush, so each flush reads as a table. Control characters in them are
@@ -39,9 +43,10 @@ use crate::source_of;
 use std::borrow::Cow;
 use std::fmt;
 use std::io::{self, Write};
+use zibrato_backend_api::aggregate::{DEFAULT_QUANTILES, DEFAULT_QUANTILE_NAMES};
 use zibrato_backend_api::codec::Number;
 use zibrato_backend_api::labels::SEPARATOR;
-use zibrato_backend_api::{Kind, Series, Snapshot};
+use zibrato_backend_api::{Kind, Series, Snapshot, TimerSummary};
 
 /// Writes `snapshot` as aligned text lines: counters, then gauges, then
 /// timers, then histograms, each in the snapshot's order. `now` is the flush
@@ -56,27 +61,11 @@ pub fn write_snapshot(out: &mut impl Write, snapshot: &Snapshot, now: i64) -> io
         .iter()
         .map(|g| Row::new(g.time, Kind::Gauge, &g.series, Number(g.value).to_string()));
     let timers = snapshot.timers.iter().map(|t| {
-        let s = &t.summary;
-        let value = format!(
-            "count={} sum={:.3}ms min={:.3}ms max={:.3}ms mean={:.3}ms",
-            s.count,
-            s.sum * 1e3,
-            s.min * 1e3,
-            s.max * 1e3,
-            s.mean() * 1e3
-        );
+        let value = summary(&t.summary, |v| format!("{:.3}ms", v * 1e3));
         Row::new(now, Kind::Timer, &t.series, value)
     });
     let histograms = snapshot.histograms.iter().map(|h| {
-        let s = &h.summary;
-        let value = format!(
-            "count={} sum={} min={} max={} mean={}",
-            s.count,
-            Number(s.sum),
-            Number(s.min),
-            Number(s.max),
-            Number(s.mean())
-        );
+        let value = summary(&h.summary, |v| Number(v).to_string());
         Row::new(now, Kind::Histogram, &h.series, value)
     });
     let rows: Vec<Row<'_>> = counters
@@ -103,6 +92,29 @@ pub fn write_snapshot(out: &mut impl Write, snapshot: &Snapshot, now: i64) -> io
         )?;
     }
     Ok(())
+}
+
+/// The quantiles the text shows: the first three of the defaults, p999
+/// being for programs (the `json` format) more than for a glance.
+const SHOWN_QUANTILES: usize = 3;
+
+/// `count=N sum=… min=… max=… mean=… p50=… p90=… p99=…`, each value
+/// written by `show`.
+fn summary(s: &TimerSummary, show: impl Fn(f64) -> String) -> String {
+    let mut text = format!(
+        "count={} sum={} min={} max={} mean={}",
+        s.count(),
+        show(s.sum()),
+        show(s.min()),
+        show(s.max()),
+        show(s.mean())
+    );
+    let quantiles = DEFAULT_QUANTILES.into_iter().zip(DEFAULT_QUANTILE_NAMES);
+    for (q, name) in quantiles.take(SHOWN_QUANTILES) {
+        let value = s.quantile(q).unwrap_or(f64::NAN);
+        text.push_str(&format!(" {name}={}", show(value)));
+    }
+    text
 }
 
 /// One line, before padding.
@@ -203,7 +215,7 @@ fn civil_from_days(days: i64) -> (i64, i64, i64) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use zibrato_backend_api::testing::{counter, gauge, timer};
+    use zibrato_backend_api::testing::{counter, gauge, histogram, timer};
     use zibrato_backend_api::Measurement;
 
     fn text_of(measurements: &[Measurement<'_>], now: i64) -> String {
@@ -219,9 +231,9 @@ mod tests {
                 gauge("queue.depth", 123.0)
                     .with_level("crit")
                     .with_timestamp(1764057601),
-                timer("db.query", 0.009).with_level("debug"),
-                timer("db.query", 0.012).with_level("debug"),
-                timer("db.query", 0.009).with_level("debug"),
+                timer("db.query", 0.25).with_level("debug"),
+                timer("db.query", 1.0).with_level("debug"),
+                timer("db.query", 0.25).with_level("debug"),
             ],
             1764057600,
         );
@@ -230,7 +242,8 @@ mod tests {
             "2025-11-25T08:00:00Z info  counter requests    source=web1 42\n\
              2025-11-25T08:00:01Z crit  gauge   queue.depth source=-    123\n\
              2025-11-25T08:00:00Z debug timer   db.query    source=-    \
-             count=3 sum=30.000ms min=9.000ms max=12.000ms mean=10.000ms\n"
+             count=3 sum=1500.000ms min=250.000ms max=1000.000ms mean=500.000ms \
+             p50=250.000ms p90=250.000ms p99=250.000ms\n"
         );
     }
 
@@ -242,9 +255,10 @@ mod tests {
             "2025-11-25T08:00:00Z info counter   http.requests                       source=web1 1\n\
              2025-11-25T08:00:00Z info counter   http.requests;method=GET;route=/api source=web1 7\n\
              2025-11-25T08:00:00Z info timer     payload.bytes                       source=-    \
-             count=1 sum=500.000ms min=500.000ms max=500.000ms mean=500.000ms\n\
+             count=1 sum=500.000ms min=500.000ms max=500.000ms mean=500.000ms \
+             p50=500.000ms p90=500.000ms p99=500.000ms\n\
              2025-11-25T08:00:00Z info histogram payload.bytes;route=/upload         source=-    \
-             count=2 sum=6144 min=1024 max=5120 mean=3072\n"
+             count=2 sum=6144 min=1024 max=5120 mean=3072 p50=1024 p90=1024 p99=1024\n"
         );
     }
 
@@ -263,8 +277,41 @@ mod tests {
             "1970-01-01T00:00:00Z info counter half source=- 0.5\n\
              2025-11-25T07:59:59Z info gauge   temp source=- -3\n\
              1970-01-01T00:00:00Z info timer   fast source=- \
-             count=1 sum=0.123ms min=0.123ms max=0.123ms mean=0.123ms\n"
+             count=1 sum=0.123ms min=0.123ms max=0.123ms mean=0.123ms \
+             p50=0.123ms p90=0.123ms p99=0.123ms\n"
         );
+    }
+
+    #[test]
+    fn timer_quantiles_are_shown_in_milliseconds_and_histograms_in_their_unit() {
+        let mut measurements = Vec::new();
+        // 90 at 2 ms, 9 at 64 ms, one at 1 s: p50 and p90 in the first
+        // group, p99 in the second.
+        for (value, n) in [(0.002, 90), (0.064, 9), (1.0, 1)] {
+            measurements.extend(std::iter::repeat_n(timer("t", value), n));
+        }
+        measurements.extend(std::iter::repeat_n(histogram("h", 3.0), 5));
+        let got = text_of(&measurements, 0);
+        let lines: Vec<&str> = got.lines().collect();
+        let field = |line: &str, key: &str| -> f64 {
+            let text = line
+                .split(' ')
+                .find_map(|word| word.strip_prefix(key))
+                .unwrap_or_else(|| panic!("{key} in {line}"));
+            text.trim_end_matches("ms").parse().unwrap()
+        };
+        for (key, exact) in [("p50=", 2.0), ("p90=", 2.0), ("p99=", 64.0)] {
+            let shown = field(lines[0], key);
+            assert!(
+                (shown - exact).abs() <= exact * 0.01,
+                "{key}{shown} vs {exact}"
+            );
+        }
+        assert!(
+            lines[0].ends_with("ms") && !lines[0].contains("p999"),
+            "{got}"
+        );
+        assert!(lines[1].ends_with(" mean=3 p50=3 p90=3 p99=3"), "{got}");
     }
 
     #[test]
