@@ -873,10 +873,10 @@ mod tests {
         assert!((t.summary.mean() - 0.031 / 3.0).abs() < 1e-12);
     }
 
-    /// The value of rank `⌊q·(n − 1)⌋` of `sorted`: what
+    /// The value of rank [`crate::sketch::quantile_rank`] of `sorted`: what
     /// [`TimerSummary::quantile`] estimates.
     fn exact_quantile(sorted: &[f64], q: f64) -> f64 {
-        sorted[(q * (sorted.len() - 1) as f64).floor() as usize]
+        sorted[crate::sketch::quantile_rank(q, sorted.len() as u64) as usize]
     }
 
     #[test]

@@ -52,9 +52,10 @@
 //!
 //! # Accuracy
 //!
-//! [`Sketch::quantile`]`(q)` estimates the value of rank `⌊q·(count − 1)⌋`
-//! (from 0) in ascending order; `q = 0` and `q = 1` give min and max
-//! exactly. The estimate lies in the bucket that holds that rank:
+//! [`Sketch::quantile`]`(q)` estimates the value of the nearest rank
+//! ([`quantile_rank`]): the `⌈q·count⌉`-th smallest, as statsd's percentiles
+//! count, so that p99 of three values is the largest; `q = 0` and `q = 1`
+//! give min and max exactly. The estimate lies in the bucket that holds that rank:
 //! interpolated log-linearly by rank within it (the bucket's values taken
 //! as spread evenly in `log v`), kept within [`error_bound`]`(scale)` of
 //! every value the bucket can hold, then clamped to `[min, max]`. So the
@@ -221,6 +222,16 @@ pub fn error_bound(scale: i8) -> f64 {
     anywhere.min(ERROR_TARGET.max(midpoint))
 }
 
+/// The rank, from 0, whose value is the `q`-quantile of `count` values in
+/// ascending order: the nearest rank, the `⌈q·count⌉`-th smallest (from 1),
+/// as statsd's percentiles and most summaries count it — so p99 of three
+/// values is the largest, and `q = 0` is the smallest. `q` is taken to be
+/// in `[0, 1]`; 0 for no values.
+pub fn quantile_rank(q: f64, count: u64) -> u64 {
+    let nearest = (q * count as f64).ceil() as u64;
+    nearest.clamp(1, count.max(1)) - 1
+}
+
 /// A mergeable summary of a distribution: a base-2 exponential histogram
 /// with exact count, sum, min, max and sum of squares. See the [module
 /// documentation](self).
@@ -376,9 +387,9 @@ impl Sketch {
     }
 
     /// The estimated `q`-quantile, for `q` in `[0, 1]`: the value of rank
-    /// `⌊q·(count − 1)⌋` (from 0) among the recorded values in ascending
-    /// order. `q = 0` and `q = 1` give [`min`](Self::min) and
-    /// [`max`](Self::max) exactly.
+    /// [`quantile_rank`]`(q, count)` among the recorded values in ascending
+    /// order. The lowest and highest ranks (`q = 0` and `q = 1` among them)
+    /// give [`min`](Self::min) and [`max`](Self::max) exactly.
     ///
     /// `None` for an empty sketch, and for `q` outside `[0, 1]` or NaN.
     ///
@@ -389,13 +400,14 @@ impl Sketch {
         if self.count == 0 || !(0.0..=1.0).contains(&q) {
             return None;
         }
-        if q == 0.0 {
+        // The lowest and highest ranks are known exactly.
+        let rank = quantile_rank(q, self.count);
+        if rank == 0 {
             return Some(self.min);
         }
-        if q == 1.0 {
+        if rank == self.count - 1 {
             return Some(self.max);
         }
-        let rank = (q * (self.count - 1) as f64).floor() as u64;
         let mut below = 0;
         let negative = self.negative();
         // The most negative values sit in the highest negative buckets.
@@ -1173,7 +1185,28 @@ mod tests {
 
     /// The quantile as [`Sketch::quantile`] defines it.
     fn exact(sorted: &[f64], q: f64) -> f64 {
-        sorted[(q * (sorted.len() - 1) as f64).floor() as usize]
+        sorted[quantile_rank(q, sorted.len() as u64) as usize]
+    }
+
+    #[test]
+    fn the_quantile_rank_is_the_nearest_rank() {
+        assert_eq!(quantile_rank(0.0, 3), 0);
+        assert_eq!(quantile_rank(0.3, 3), 0);
+        assert_eq!(quantile_rank(0.5, 3), 1);
+        assert_eq!(quantile_rank(0.9, 3), 2);
+        assert_eq!(quantile_rank(1.0, 3), 2);
+        assert_eq!(quantile_rank(0.5, 4), 1);
+        assert_eq!(quantile_rank(0.99, 1000), 989);
+        assert_eq!(quantile_rank(0.999, 1000), 998);
+        assert_eq!(quantile_rank(0.5, 1), 0);
+        assert_eq!(quantile_rank(0.5, 0), 0);
+        let mut three = Sketch::new();
+        for v in [0.009, 0.012, 0.009] {
+            three.record(v).unwrap();
+        }
+        assert_eq!(three.quantile(0.9), Some(0.012), "the largest, exactly");
+        let p50 = three.quantile(0.5).unwrap();
+        assert!((p50 - 0.009).abs() <= 0.009 * ERROR_TARGET, "{p50}");
     }
 
     fn relative_error(estimate: f64, exact: f64) -> f64 {

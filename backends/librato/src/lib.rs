@@ -383,11 +383,16 @@ mod tests {
                 (t + 2, [s(1.0), s(2.0), s(2.0), s(2.0)]),
             ]
         );
-        // The quantiles of what was merged: the smaller of 1.5 and 1 at t + 1.
-        for quantile in ["lag.p50", "lag.p90", "lag.p99", "lag.p999"] {
+        // The quantiles of what was merged: of 1.5 and 1 at t + 1, the
+        // median is the smaller, the upper quantiles the larger.
+        assert_eq!(
+            kept(&double, "lag.p50"),
+            vec![(t, s(0.5)), (t + 1, s(1.0)), (t + 2, s(2.0))]
+        );
+        for quantile in ["lag.p90", "lag.p99", "lag.p999"] {
             assert_eq!(
                 kept(&double, quantile),
-                vec![(t, s(0.5)), (t + 1, s(1.0)), (t + 2, s(2.0))],
+                vec![(t, s(0.5)), (t + 1, s(1.5)), (t + 2, s(2.0))],
                 "{quantile}"
             );
         }

@@ -561,10 +561,11 @@ mod tests {
             serde_json::json!([
                 {"name": "db.query", "source": "db1", "measure_time": 7,
                  "count": 100, "sum": 26.75, "min": 0.25, "max": 2.0, "sum_squares": 10.1875},
-                // Rank 49 and 98 of 100: a quarter second (a power of two
-                // ends its bucket, so the estimate is clamped to min).
+                // The 50th of 100 is a quarter second (a power of two ends
+                // its bucket, so the estimate is clamped to min); the 100th,
+                // the largest, is known exactly.
                 {"name": "db.query.p50", "source": "db1", "measure_time": 7, "value": 0.25},
-                {"name": "db.query.p999", "source": "db1", "measure_time": 7, "value": 0.25},
+                {"name": "db.query.p999", "source": "db1", "measure_time": 7, "value": 2.0},
                 {"name": "db.query.p100", "source": "db1", "measure_time": 7, "value": 2.0},
                 {"name": "payload.bytes", "measure_time": 7,
                  "count": 3, "sum": 3072.0, "min": 1024.0, "max": 1024.0, "sum_squares": 3145728.0},

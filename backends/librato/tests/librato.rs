@@ -281,8 +281,13 @@ fn timers_are_sent_as_summaries_per_source_and_name() {
                 .and_then(|m| m.number("value"))
                 .unwrap()
         };
-        // Of 9, 10 and 12 ms every quantile below 1 is the middle one.
-        assert!((value(Some("db1")) - 0.010).abs() <= 0.010 * 0.01, "{name}");
+        // Of 9, 10 and 12 ms the median is the middle one (estimated within
+        // 1%), the upper quantiles the largest (exactly).
+        if name == "db.query.p50" {
+            assert!((value(Some("db1")) - 0.010).abs() <= 0.010 * 0.01, "{name}");
+        } else {
+            assert_eq!(value(Some("db1")), 0.012, "{name}");
+        }
         assert_eq!(value(None), 0.5, "{name}");
     }
     assert_nothing_overwritten(&state);

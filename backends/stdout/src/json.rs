@@ -5,8 +5,8 @@
 //! {"time":1764057600,"level":"info","type":"counter","name":"requests","source":"web1","value":42}
 //! {"time":1764057601,"level":"crit","type":"gauge","name":"queue.depth","source":null,"value":123}
 //! {"time":1764057600,"level":"info","type":"counter","name":"http.requests","source":"web1","tags":{"method":"GET","route":"/api"},"value":7}
-//! {"time":1764057600,"level":"debug","type":"timer","name":"db.query","source":null,"count":3,"sum":1.5,"min":0.25,"max":1,"p50":0.25,"p90":0.25,"p99":0.25,"p999":0.25}
-//! {"time":1764057600,"level":"info","type":"histogram","name":"payload.bytes","source":null,"tags":{"route":"/upload"},"count":2,"sum":6144,"min":1024,"max":5120,"p50":1024,"p90":1024,"p99":1024,"p999":1024}
+//! {"time":1764057600,"level":"debug","type":"timer","name":"db.query","source":null,"count":3,"sum":1.5,"min":0.25,"max":1,"p50":0.25,"p90":1,"p99":1,"p999":1}
+//! {"time":1764057600,"level":"info","type":"histogram","name":"payload.bytes","source":null,"tags":{"route":"/upload"},"count":2,"sum":6144,"min":1024,"max":5120,"p50":1024,"p90":5120,"p99":5120,"p999":5120}
 //! ```
 //!
 //! The fields always come in this order. `time` is the flush time for
@@ -17,11 +17,11 @@
 //!
 //! A timer or histogram line ends with its quantiles, the backend API's
 //! defaults ([`DEFAULT_QUANTILES`], named as [`DEFAULT_QUANTILE_NAMES`]):
-//! `p50`, `p90`, `p99`, `p999`. Each is the value of rank `⌊q·(count − 1)⌋`
-//! (from 0, ascending), estimated from the series' sketch within 1% (see
-//! `zibrato_backend_api::sketch`), so it may show digits no measurement
+//! `p50`, `p90`, `p99`, `p999`. Each is the value of the nearest rank (the
+//! `⌈q·count⌉`-th smallest), estimated from the series' sketch within 1%
+//! (see `zibrato_backend_api::sketch`), so it may show digits no measurement
 //! had (`0.009002040516881077` for a `0.009`). Of three measurements, as
-//! above, p50 to p999 are all the second smallest.
+//! above, p50 is the second smallest and p90 to p999 the largest.
 //!
 //! Numbers are written as the wire writes them (`42`, not `42.0`); a total
 //! that overflowed to infinity is written as `null`, since JSON has no
@@ -118,7 +118,7 @@ fn write_number(out: &mut impl Write, value: f64) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use zibrato_backend_api::aggregate::{DEFAULT_QUANTILES, DEFAULT_QUANTILE_NAMES};
-    use zibrato_backend_api::sketch::ERROR_TARGET;
+    use zibrato_backend_api::sketch::{quantile_rank, ERROR_TARGET};
     use zibrato_backend_api::testing::{counter, gauge, histogram, timer};
     use zibrato_backend_api::Measurement;
 
@@ -151,7 +151,7 @@ mod tests {
                 // The second smallest of three: 0.25. A power of two ends
                 // its bucket, so the estimate is clamped to the minimum,
                 // exactly.
-                r#"{"time":1764057600,"level":"debug","type":"timer","name":"db.query","source":null,"count":3,"sum":1.5,"min":0.25,"max":1,"p50":0.25,"p90":0.25,"p99":0.25,"p999":0.25}"#,
+                r#"{"time":1764057600,"level":"debug","type":"timer","name":"db.query","source":null,"count":3,"sum":1.5,"min":0.25,"max":1,"p50":0.25,"p90":1,"p99":1,"p999":1}"#,
                 "\n",
             )
         );
@@ -169,7 +169,7 @@ mod tests {
                 "\n",
                 r#"{"time":1764057600,"level":"info","type":"timer","name":"payload.bytes","source":null,"count":1,"sum":0.5,"min":0.5,"max":0.5,"p50":0.5,"p90":0.5,"p99":0.5,"p999":0.5}"#,
                 "\n",
-                r#"{"time":1764057600,"level":"info","type":"histogram","name":"payload.bytes","source":null,"tags":{"route":"/upload"},"count":2,"sum":6144,"min":1024,"max":5120,"p50":1024,"p90":1024,"p99":1024,"p999":1024}"#,
+                r#"{"time":1764057600,"level":"info","type":"histogram","name":"payload.bytes","source":null,"tags":{"route":"/upload"},"count":2,"sum":6144,"min":1024,"max":5120,"p50":1024,"p90":5120,"p99":5120,"p999":5120}"#,
                 "\n",
             )
         );
@@ -199,7 +199,7 @@ mod tests {
         let mut sorted = values;
         sorted.sort_by(f64::total_cmp);
         for (q, name) in DEFAULT_QUANTILES.into_iter().zip(DEFAULT_QUANTILE_NAMES) {
-            let exact = sorted[(q * (sorted.len() - 1) as f64).floor() as usize];
+            let exact = sorted[quantile_rank(q, sorted.len() as u64) as usize];
             let shown = line[name].as_f64().unwrap();
             assert!(
                 (shown - exact).abs() <= exact * ERROR_TARGET,

@@ -4,14 +4,14 @@
 //! ```text
 //! 2025-11-25T08:00:00Z info  counter requests    source=web1 42
 //! 2025-11-25T08:00:01Z crit  gauge   queue.depth source=-    123
-//! 2025-11-25T08:00:00Z debug timer   db.query    source=-    count=3 sum=1500.000ms min=250.000ms max=1000.000ms mean=500.000ms p50=250.000ms p90=250.000ms p99=250.000ms
+//! 2025-11-25T08:00:00Z debug timer   db.query    source=-    count=3 sum=1500.000ms min=250.000ms max=1000.000ms mean=500.000ms p50=250.000ms p90=1000.000ms p99=1000.000ms
 //! ```
 //!
 //! and with labels and a histogram:
 //!
 //! ```text
 //! 2025-11-25T08:00:00Z info counter   http.requests;method=GET;route=/api source=web1 7
-//! 2025-11-25T08:00:00Z info histogram payload.bytes;route=/upload         source=-    count=2 sum=6144 min=1024 max=5120 mean=3072 p50=1024 p90=1024 p99=1024
+//! 2025-11-25T08:00:00Z info histogram payload.bytes;route=/upload         source=-    count=2 sum=6144 min=1024 max=5120 mean=3072 p50=1024 p90=5120 p99=5120
 //! ```
 //!
 //! Columns, separated by spaces:
@@ -31,7 +31,7 @@
 //!    unit, written as numbers are: `count=N sum=… min=… max=… mean=… p50=…
 //!    p90=… p99=…`. The quantiles are the first three of the backend API's
 //!    defaults, estimated from the series' sketch within 1%, each the value
-//!    of rank `⌊q·(count − 1)⌋` (from 0, ascending); the `json` format adds
+//!    of the nearest rank (the `⌈q·count⌉`-th smallest); the `json` format adds
 //!    `p999`.
 //!
 //! The level, type, name and source columns are padded to the widest value of the
@@ -243,7 +243,7 @@ mod tests {
              2025-11-25T08:00:01Z crit  gauge   queue.depth source=-    123\n\
              2025-11-25T08:00:00Z debug timer   db.query    source=-    \
              count=3 sum=1500.000ms min=250.000ms max=1000.000ms mean=500.000ms \
-             p50=250.000ms p90=250.000ms p99=250.000ms\n"
+             p50=250.000ms p90=1000.000ms p99=1000.000ms\n"
         );
     }
 
@@ -258,7 +258,7 @@ mod tests {
              count=1 sum=500.000ms min=500.000ms max=500.000ms mean=500.000ms \
              p50=500.000ms p90=500.000ms p99=500.000ms\n\
              2025-11-25T08:00:00Z info histogram payload.bytes;route=/upload         source=-    \
-             count=2 sum=6144 min=1024 max=5120 mean=3072 p50=1024 p90=1024 p99=1024\n"
+             count=2 sum=6144 min=1024 max=5120 mean=3072 p50=1024 p90=5120 p99=5120\n"
         );
     }
 
