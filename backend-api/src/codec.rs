@@ -360,6 +360,40 @@ mod tests {
     }
 
     #[test]
+    fn a_timestamp_too_big_for_any_integer_is_named_as_it_was_sent() {
+        // Refused before any cast, so the error quotes what was sent.
+        for text in ["1e30", "-1e30", "9223372036854775808"] {
+            let line = format!("info|Counter|x|1|{text}|s");
+            assert_eq!(
+                parse_line(&line).unwrap_err(),
+                ParseError::BadTimestamp(text.into()),
+                "{text}"
+            );
+        }
+        // Within the integers but outside 1970–9999: the number is named.
+        assert_eq!(
+            parse_line("info|Counter|x|1|-0.5|s").unwrap_err(),
+            ParseError::BadTimestamp("-1".into())
+        );
+    }
+
+    #[test]
+    fn a_bad_field_is_quoted_cut_at_a_character_boundary() {
+        // 'é' takes bytes 63 and 64, across the excerpt's limit.
+        let field = format!("{}é{}", "a".repeat(63), "b".repeat(10));
+        let line = format!("info|{field}|x|1|0|s");
+        assert_eq!(
+            parse_line(&line).unwrap_err(),
+            ParseError::UnknownType("a".repeat(63))
+        );
+        let short = "info|Countr|x|1|0|s";
+        assert_eq!(
+            parse_line(short).unwrap_err(),
+            ParseError::UnknownType("Countr".into())
+        );
+    }
+
+    #[test]
     fn rejects_what_is_not_a_measurement() {
         let cases: &[(&str, ParseError)] = &[
             ("info|Counter|x|1|0", ParseError::FieldCount(5)),
