@@ -1111,7 +1111,7 @@ mod tests {
     }
 
     #[test]
-    fn memory_follows_series_not_measurements() {
+    fn the_series_held_follow_the_names_not_the_measurements() {
         let mut agg = Aggregator::default();
         for i in 0..100_000 {
             let name = ["a", "b", "c"][i % 3];
