@@ -360,6 +360,36 @@ mod tests {
     }
 
     #[test]
+    fn integers_below_1e15_are_written_without_a_fraction_and_larger_ones_as_ryu_writes_them() {
+        for (value, text) in [
+            (999_999_999_999_999.0, "999999999999999"),
+            (-999_999_999_999_999.0, "-999999999999999"),
+            (1e15, "1000000000000000.0"),
+            (-1e15, "-1000000000000000.0"),
+            (1e16, "1e16"),
+            (0.5, "0.5"),
+        ] {
+            let mut out = Vec::new();
+            write_number(&mut out, value);
+            assert_eq!(String::from_utf8(out).unwrap(), text, "{value}");
+            assert_eq!(Number(value).to_string(), text, "{value}");
+        }
+    }
+
+    #[test]
+    fn an_empty_source_is_written_as_none() {
+        let mut out = Vec::new();
+        encode(&mut out, &counter("x", 1.0).with_source(""));
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            format!(
+                "info|Counter|x|1|{}|not_specified",
+                crate::testing::TIMESTAMP
+            )
+        );
+    }
+
+    #[test]
     fn a_timestamp_too_big_for_any_integer_is_named_as_it_was_sent() {
         // Refused before any cast, so the error quotes what was sent.
         for text in ["1e30", "-1e30", "9223372036854775808"] {

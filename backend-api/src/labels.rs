@@ -666,6 +666,17 @@ mod tests {
     }
 
     #[test]
+    fn the_longest_canonical_text_is_max_canonical_bytes_long() {
+        let value = "v".repeat(MAX_VALUE_BYTES);
+        let text: Vec<String> = (0..MAX_LABELS)
+            .map(|i| format!("{}{i:02}={value}", "k".repeat(MAX_KEY_BYTES - 2)))
+            .collect();
+        let text = text.join(";");
+        let labels = Labels::parse(&text).unwrap();
+        assert_eq!(labels.canonical().len(), MAX_CANONICAL_BYTES);
+    }
+
+    #[test]
     fn the_length_limits_hold_in_a_label_text() {
         let key = "k".repeat(MAX_KEY_BYTES);
         let value = "v".repeat(MAX_VALUE_BYTES);
