@@ -59,25 +59,10 @@ fn run_python_publisher(script: &str, broker: &Broker, worker: &Worker) {
     assert!(client.wait().expect("client exit").success(), "{script}");
 }
 
-fn stdout_json_worker(broker: &Broker, levels: &str, extra: &[&str]) -> Worker {
-    let mut args = vec![
-        "--plugin",
-        "stdout",
-        "--levels",
-        levels,
-        "--flush",
-        "0.2",
-        "--set",
-        "stdout.format=json",
-    ];
-    args.extend_from_slice(extra);
-    Worker::start(broker, &args)
-}
-
 #[test]
 fn byte_exact_zibrato_0_2_messages_are_aggregated() {
     let broker = Broker::start();
-    let worker = stdout_json_worker(&broker, "info", &[]);
+    let worker = Worker::stdout_json(&broker, "info", &[]);
     let publisher = Publisher::connect(&broker);
     publisher.probe_until_seen(&worker, "info");
     for frame in [
@@ -124,7 +109,7 @@ fn byte_exact_zibrato_0_2_messages_are_aggregated() {
 #[test]
 fn frames_from_a_python_copy_of_zibrato_0_2_s_pack_are_aggregated() {
     let broker = Broker::start();
-    let worker = stdout_json_worker(&broker, "info", &[]);
+    let worker = Worker::stdout_json(&broker, "info", &[]);
     run_python_publisher("zibrato02_pack.py", &broker, &worker);
     worker.wait_stdout("the Python publisher's measurements", |lines| {
         all_printed(lines, 15.0)
@@ -148,7 +133,7 @@ fn frames_from_a_python_copy_of_zibrato_0_2_s_pack_are_aggregated() {
 #[test]
 fn a_python_peer_s_labels_in_either_order_are_one_series_beside_the_unlabelled_one() {
     let broker = Broker::start();
-    let worker = stdout_json_worker(&broker, "info", &[]);
+    let worker = Worker::stdout_json(&broker, "info", &[]);
     run_python_publisher("labels_in_two_orders.py", &broker, &worker);
     let requests = |v: &&Value| v["type"] == "counter" && v["name"] == "http.requests";
     worker.wait_stdout("both http.requests series", |lines| {
@@ -188,7 +173,7 @@ fn a_python_peer_s_labels_in_either_order_are_one_series_beside_the_unlabelled_o
 #[test]
 fn a_level_sharing_a_prefix_is_not_delivered() {
     let broker = Broker::start();
-    let worker = stdout_json_worker(&broker, "info", &[]);
+    let worker = Worker::stdout_json(&broker, "info", &[]);
     let publisher = Publisher::connect(&broker);
     publisher.probe_until_seen(&worker, "info");
     publisher.send("information|Counter|leak|1|1764057600|web1");
@@ -204,7 +189,7 @@ fn a_level_sharing_a_prefix_is_not_delivered() {
 #[test]
 fn malformed_messages_are_counted_and_skipped() {
     let broker = Broker::start();
-    let worker = stdout_json_worker(&broker, "info", &[]);
+    let worker = Worker::stdout_json(&broker, "info", &[]);
     let publisher = Publisher::connect(&broker);
     publisher.probe_until_seen(&worker, "info");
     publisher.send("info|Counter|too|few");
@@ -289,20 +274,7 @@ fn each_stop_signal_delivers_what_was_pending() {
 #[test]
 fn a_worker_started_before_its_broker_works_once_it_comes_up() {
     let port = zibrato_testkit::free_port_pair();
-    let worker = Worker::start_on(
-        port + 1,
-        &[
-            "--plugin",
-            "stdout",
-            "--levels",
-            "info",
-            "--flush",
-            "0.2",
-            "--set",
-            "stdout.format=json",
-        ],
-        &[],
-    );
+    let worker = Worker::start_on(port + 1, &zibrato_testkit::stdout_json_args("info"), &[]);
     worker.wait_stderr("the worker to start", |lines| {
         lines.iter().any(|l| l.contains("receiving info"))
     });
@@ -319,7 +291,7 @@ fn a_worker_started_before_its_broker_works_once_it_comes_up() {
 fn a_broker_restart_is_survived() {
     let broker = Broker::start();
     let port = broker.port;
-    let worker = stdout_json_worker(&broker, "info", &[]);
+    let worker = Worker::stdout_json(&broker, "info", &[]);
     let publisher = Publisher::connect(&broker);
     publisher.probe_until_seen(&worker, "info");
     publisher.send("info|Counter|before|1|1764057600|web1");
@@ -352,7 +324,7 @@ fn two_plugins_in_one_worker_both_receive_everything() {
     let path = dir.path().join("measurements.jsonl");
     let broker = Broker::start();
     let path_setting = format!("jsonl.path={}", path.display());
-    let worker = stdout_json_worker(
+    let worker = Worker::stdout_json(
         &broker,
         "info",
         &["--plugin", "jsonl", "--set", &path_setting],
@@ -382,7 +354,7 @@ fn two_plugins_in_one_worker_both_receive_everything() {
 #[test]
 fn a_plugin_panicking_in_flush_leaves_the_worker_and_other_backends_running() {
     let broker = Broker::start();
-    let worker = stdout_json_worker(&broker, "info", &["--plugin", "panicky"]);
+    let worker = Worker::stdout_json(&broker, "info", &["--plugin", "panicky"]);
     let publisher = Publisher::connect(&broker);
     publisher.probe_until_seen(&worker, "info");
     publisher.send("info|Counter|first|1|1764057600|web1");
@@ -582,7 +554,7 @@ fn a_plugin_panicking_at_start_is_one_line_naming_it() {
 #[test]
 fn a_plugin_panicking_in_post_is_counted_and_logged_once_per_interval() {
     let broker = Broker::start();
-    let worker = stdout_json_worker(
+    let worker = Worker::stdout_json(
         &broker,
         "info",
         &["--plugin", "panicky", "--set", "panicky.panic_in=post"],
@@ -754,7 +726,7 @@ fn a_worker_receives_from_a_broker_on_ipv6() {
         return;
     }
     let broker = Broker::start_on_host(std::net::Ipv6Addr::LOCALHOST.into());
-    let worker = stdout_json_worker(&broker, "info", &["--host", "::1"]);
+    let worker = Worker::stdout_json(&broker, "info", &["--host", "::1"]);
     worker.wait_stderr("the worker to start", |lines| {
         lines
             .iter()

@@ -25,19 +25,7 @@ fn lines_of<'a>(values: &'a [Value], kind: &str, name: &str) -> Vec<&'a Value> {
 #[test]
 fn labels_in_any_order_are_one_series_with_its_tags() {
     let broker = Broker::start();
-    let worker = Worker::start(
-        &broker,
-        &[
-            "--plugin",
-            "stdout",
-            "--levels",
-            "info",
-            "--flush",
-            "0.2",
-            "--set",
-            "stdout.format=json",
-        ],
-    );
+    let worker = Worker::stdout_json(&broker, "info", &[]);
     let publisher = Publisher::connect(&broker);
     publisher.probe_until_seen(&worker, "info");
     // One batched frame, labels sorted and not, as a Rust client and a

@@ -370,7 +370,31 @@ pub struct Worker {
     pub process: Process,
 }
 
+/// The arguments of a worker with the stdout backend printing each flush as
+/// JSON lines every 0.2 s: `--plugin stdout --levels LEVELS --flush 0.2
+/// --set stdout.format=json`.
+pub fn stdout_json_args(levels: &str) -> Vec<&str> {
+    vec![
+        "--plugin",
+        "stdout",
+        "--levels",
+        levels,
+        "--flush",
+        "0.2",
+        "--set",
+        "stdout.format=json",
+    ]
+}
+
 impl Worker {
+    /// Starts a worker for `broker` printing each flush of `levels` as JSON
+    /// lines ([`stdout_json_args`]), with `extra` arguments after them.
+    pub fn stdout_json(broker: &Broker, levels: &str, extra: &[&str]) -> Worker {
+        let mut args = stdout_json_args(levels);
+        args.extend_from_slice(extra);
+        Worker::start(broker, &args)
+    }
+
     /// Starts a worker for `broker` with `args` (`--port` is added).
     pub fn start(broker: &Broker, args: &[&str]) -> Worker {
         Worker::start_on(broker.worker_port(), args, &[])
