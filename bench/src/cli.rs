@@ -6,6 +6,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 use zibrato_backend_api::labels::MAX_LABELS;
 
+use crate::workload::Kind;
+
 /// Measures raw libzmq against the Zibrato pipeline (broker + worker).
 #[derive(Debug, Parser)]
 #[command(name = "pipeline")]
@@ -34,6 +36,13 @@ pub(crate) struct Args {
         value_parser = clap::value_parser!(u8).range(..=MAX_LABELS as i64)
     )]
     labels: u8,
+    /// The kind of measurement sent. Codec, baseline and pipeline run timers
+    /// or histograms beside the same frames as counters, run by run, and
+    /// report the ratio; memory runs this kind alone (timers from 1 ms to
+    /// 1 s, histograms from 100 to 100 000, each series cycling through 16
+    /// values over that range); client sends counters only.
+    #[arg(long, value_enum, default_value_t = Kind::Counter)]
+    pub(crate) kind: Kind,
     /// Runs of each measurement; the median is reported.
     #[arg(long, default_value_t = 3)]
     pub(crate) runs: usize,

@@ -28,6 +28,12 @@
 //! beside the same frames without, run by run, so that the cost of labels is
 //! a ratio measured under the same load.
 //!
+//! With `--kind timer` (or `histogram`), each shape also runs with timers
+//! (`info|Timer|n<series>|<seconds>|<ts>|bench`, each series cycling through
+//! 16 values from 1 ms to 1 s) beside the same frames as counters, and the
+//! memory check runs timers alone; the worker's printed counts of timer
+//! samples then stand for the counters' totals.
+//!
 //! The clock starts only once the receiving side has seen a probe frame
 //! (`info|Counter|zibrato.probe|0|0|bench`, value 0 so it changes no sum), so
 //! a subscription still travelling upstream cannot lose the first frames.
@@ -66,7 +72,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 use worker_process::WorkerProcess;
-use workload::Workload;
+use workload::{Kind, Workload};
 use zibrato_backend_api::endpoint;
 use zibrato_broker::{Broker, BrokerConfig, BrokerError, BrokerHandle};
 
@@ -92,24 +98,38 @@ fn run(args: &Args, command: &str) -> Result<(), String> {
 
     println!("# command: {command}");
     println!(
-        "# machine: {} CPU(s); broker hwm {}; worker flush {}s; series {}; runs {} (median)",
+        "# machine: {} CPU(s); broker hwm {}; worker flush {}s; series {}; kind {}; runs {} (median)",
         std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(1),
         args.hwm,
         args.flush,
         args.series,
+        args.kind.plural(),
         args.runs
     );
 
     let batch_messages = args.batch_messages();
-    // Each shape without labels and, with `--labels`, the same with them.
+    if args.only == Some(Only::Client) && args.kind != Kind::Counter {
+        return Err("--only client sends counters only: leave out --kind".to_owned());
+    }
+    // Each shape as counters without labels; with `--kind`, the same
+    // measurements of that kind; with `--labels`, the same with labels.
     let shapes: Vec<Vec<Workload>> = [(args.messages, 1), (batch_messages, args.batch)]
         .into_iter()
         .map(|(n, per_frame)| {
-            let mut variants = vec![Workload::new(n, per_frame, args.series, 0)];
+            let mut variants = vec![Workload::new(n, per_frame, args.series, 0, Kind::Counter)];
+            if args.kind != Kind::Counter {
+                variants.push(Workload::new(n, per_frame, args.series, 0, args.kind));
+            }
             if args.labels() > 0 {
-                variants.push(Workload::new(n, per_frame, args.series, args.labels()));
+                variants.push(Workload::new(
+                    n,
+                    per_frame,
+                    args.series,
+                    args.labels(),
+                    args.kind,
+                ));
             }
             variants
         })
@@ -121,7 +141,7 @@ fn run(args: &Args, command: &str) -> Result<(), String> {
         return Ok(());
     }
     if args.only == Some(Only::Client) {
-        let workload = Workload::new(batch_messages, 1, args.series, 0);
+        let workload = Workload::new(batch_messages, 1, args.series, 0, Kind::Counter);
         let result = bench.repeat("client", &workload, Bench::pipeline)?;
         println!();
         report::print_client(&result);
@@ -160,7 +180,7 @@ fn run(args: &Args, command: &str) -> Result<(), String> {
     let mut memory = Vec::new();
     if args.only.is_none() || args.only == Some(Only::Memory) {
         for n in [args.messages, args.messages * 10] {
-            let workload = Workload::new(n, 1, args.series, 0);
+            let workload = Workload::new(n, 1, args.series, 0, args.kind);
             let result = bench.pipeline(&workload)?;
             eprintln!("memory {n}: {}", describe(&result));
             memory.push((n, result));
@@ -173,7 +193,7 @@ fn run(args: &Args, command: &str) -> Result<(), String> {
     }
     if !memory.is_empty() {
         println!();
-        report::print_memory(&memory, args.series);
+        report::print_memory(&memory, args.series, args.kind);
     }
     Ok(())
 }
@@ -290,6 +310,7 @@ impl Bench<'_> {
             BROKER_HOST,
             broker.worker_port(),
             self.args.flush,
+            workload.series,
             self.args.worker_log.as_deref(),
         )?;
         let result = self.drive(workload, &broker, &mut worker);

@@ -1,6 +1,8 @@
 //! What a run measured, and how it is reported: one line per run on standard
 //! error, and Markdown tables of the medians on standard output.
 
+use crate::workload::Kind;
+
 /// What one run measured.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct RunResult {
@@ -125,13 +127,14 @@ pub(crate) fn print_throughput(rows: &[Vec<Row>]) {
 }
 
 /// The memory check: the worker's peak memory at N and at 10×N measurements
-/// over the same `series`.
-pub(crate) fn print_memory(memory: &[(u64, RunResult)], series: usize) {
-    println!("| memory check: series | measurements (1 per frame) | measurements/s | lost | worker peak RSS |");
-    println!("|---:|---:|---:|---:|---:|");
+/// of `kind` over the same `series`.
+pub(crate) fn print_memory(memory: &[(u64, RunResult)], series: usize, kind: Kind) {
+    println!("| memory check: series | kind | measurements (1 per frame) | measurements/s | lost | worker peak RSS |");
+    println!("|---:|---|---:|---:|---:|---:|");
     for (n, r) in memory {
         println!(
-            "| {series} | {n} | {} | {} | {} |",
+            "| {series} | {} | {n} | {} | {} | {} |",
+            kind.plural(),
             rate(r.measurements_per_second()),
             r.lost,
             r.peak_rss_kib.map(mib).unwrap_or_else(|| "-".to_owned())

@@ -1,6 +1,7 @@
 //! The pipeline's far end: the real `zibrato-worker` process with the stdout
 //! backend in JSON mode, and what the harness reads from it: the counters it
-//! prints (summed), its per-backend count lines and its log.
+//! prints and the timers' and histograms' sample counts (summed), its
+//! per-backend count lines and its log.
 
 use crate::probe;
 use crate::rss::peak_rss_kib;
@@ -12,6 +13,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+use zibrato_backend_api::aggregate::DEFAULT_MAX_SERIES;
 
 /// How many of the worker's last log lines an error shows.
 const LOG_TAIL_LINES: usize = 20;
@@ -29,7 +31,8 @@ pub(crate) struct Stopped {
     pub(crate) status: ExitStatus,
     /// Its peak resident memory, KiB, read just before it was stopped.
     pub(crate) peak_rss_kib: Option<u64>,
-    /// The counters it printed, summed (the probe aside).
+    /// The counters' totals and the timers' and histograms' counts it
+    /// printed, summed (the probe aside).
     pub(crate) sum: u64,
     /// Its last per-backend count line.
     pub(crate) counts: Option<String>,
@@ -39,13 +42,14 @@ pub(crate) struct Stopped {
 
 impl WorkerProcess {
     /// Starts `program` on the broker's worker port at `host`:`port`, with
-    /// the stdout backend printing JSON every `flush` seconds; appends its
-    /// log to `log` if given.
+    /// the stdout backend printing JSON every `flush` seconds and holding
+    /// `series` series besides the probe; appends its log to `log` if given.
     pub(crate) fn start(
         program: &Path,
         host: &str,
         port: u16,
         flush: f64,
+        series: usize,
         log: Option<&Path>,
     ) -> Result<WorkerProcess, String> {
         let log_file = match log {
@@ -58,12 +62,19 @@ impl WorkerProcess {
             ),
             None => None,
         };
-        let mut child = Command::new(program)
+        let mut command = Command::new(program);
+        command
             .args(["--plugin", "stdout", "--levels", LEVEL, "--flush"])
             .arg(flush.to_string())
             .args(["--host", host])
             .args(["--port", &port.to_string()])
-            .args(["--set", "stdout.format=json"])
+            .args(["--set", "stdout.format=json"]);
+        // The probe is a counter series of its own: at the default cap a
+        // counter workload of exactly that many series would lose one.
+        if series >= DEFAULT_MAX_SERIES {
+            command.args(["--set", &format!("stdout.max_series={}", series + 1)]);
+        }
+        let mut child = command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -185,7 +196,8 @@ impl WorkerProcess {
 struct WorkerOutput {
     /// The probe series appeared: the subscription is in place.
     probe_seen: AtomicBool,
-    /// Counter totals summed over every flush (the probe aside).
+    /// Counter totals and timer and histogram counts summed over every flush
+    /// (the probe aside).
     sum: AtomicU64,
     /// When the sum last grew.
     last_growth: Mutex<Option<Instant>>,
@@ -196,17 +208,20 @@ struct WorkerOutput {
 }
 
 impl WorkerOutput {
-    /// Sums the counters of [`SOURCE`] in the JSON lines the stdout backend
-    /// prints; notes the probe.
+    /// Sums the counters' totals and the timers' and histograms' counts of
+    /// [`SOURCE`] in the JSON lines the stdout backend prints (one sample
+    /// sent, one added, whatever its kind); notes the probe.
     fn read_stdout(&self, stdout: ChildStdout) {
         for line in BufReader::new(stdout).lines() {
             let Ok(line) = line else { break };
             let Ok(value) = serde_json::from_str::<serde_json::Value>(&line) else {
                 continue;
             };
-            if value["type"] != "counter" {
-                continue;
-            }
+            let field = match value["type"].as_str() {
+                Some("counter") => "value",
+                Some("timer" | "histogram") => "count",
+                _ => continue,
+            };
             if value["name"] == probe::NAME {
                 self.probe_seen.store(true, Ordering::Release);
                 continue;
@@ -214,7 +229,7 @@ impl WorkerOutput {
             if value["source"] != SOURCE {
                 continue;
             }
-            let add = value["value"].as_f64().unwrap_or(0.0).round() as u64;
+            let add = value[field].as_f64().unwrap_or(0.0).round() as u64;
             if add > 0 {
                 // The one writer: the sum and its time move together.
                 let mut growth = lock(&self.last_growth);
