@@ -690,6 +690,9 @@ mod tests {
             Err(LabelError::ValueTooLong)
         );
         assert_eq!(Labels::parse("a=\u{85}"), Err(LabelError::BadValue));
+        for bad in ["a b=1", "a/b=1", "ab|=1", "aé=1"] {
+            assert_eq!(Labels::parse(bad), Err(LabelError::BadKey), "{bad}");
+        }
         assert_eq!(Labels::parse("a=\u{a0}").unwrap().len(), 1);
     }
 
@@ -721,7 +724,7 @@ mod tests {
     proptest::proptest! {
         #[test]
         fn the_one_pass_parser_follows_the_rules_error_for_error(
-            text in "([a-ds_.9-]{0,3}(=[a-c=|é\u{85}\t ]{0,3})?;?){0,20}|(level|source|l|sourc)=v",
+            text in "([a-ds_.9/ -]{0,3}(=[a-c=|é\u{85}\t ]{0,3})?;?){0,20}|(level|source|l|sourc)=v",
         ) {
             let parsed = Labels::parse(&text).map(|l| l.len());
             proptest::prop_assert_eq!(parsed, reference(&text), "{:?}", text);
