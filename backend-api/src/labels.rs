@@ -272,15 +272,12 @@ impl<'a> Labels<'a> {
                 }
                 if len > 0 {
                     let previous = keys[len - 1];
-                    // Past a sorted run, a greater key cannot repeat one.
-                    if key == previous
-                        || (!(sorted && key > previous) && keys[..len].contains(&key))
-                    {
+                    // While keys come sorted, a greater one cannot repeat an
+                    // earlier one: the search is needed only otherwise.
+                    if (key <= previous || !sorted) && keys[..len].contains(&key) {
                         return Err(LabelError::DuplicateKey);
                     }
-                    if key < previous {
-                        sorted = false;
-                    }
+                    sorted &= key > previous;
                 }
                 keys[len] = key;
                 len += 1;
@@ -596,6 +593,11 @@ mod tests {
         assert_eq!(Labels::parse(&with_empty).unwrap().len(), MAX_LABELS);
         assert_eq!(Labels::parse("a=1;a=2"), Err(LabelError::DuplicateKey));
         assert_eq!(Labels::parse("b=1;a=2;b=3"), Err(LabelError::DuplicateKey));
+        assert_eq!(Labels::parse("a=1;b=2;a=3"), Err(LabelError::DuplicateKey));
+        assert_eq!(
+            Labels::parse("c=1;a=2;b=3;a=4"),
+            Err(LabelError::DuplicateKey)
+        );
         assert_eq!(Labels::parse("novalue"), Err(LabelError::NoEquals));
         assert_eq!(Labels::parse("a=1;;b=2"), Err(LabelError::NoEquals));
         assert_eq!(Labels::parse("=v"), Err(LabelError::EmptyKey));
