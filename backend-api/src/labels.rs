@@ -531,6 +531,7 @@ mod tests {
         assert_eq!(a.len(), 1);
         assert_eq!(a, Labels::parse("method=GET").unwrap());
         assert_eq!(a.canonical(), "method=GET");
+        assert!(!a.is_empty());
         let none = Labels::parse("route=").unwrap();
         assert!(none.is_empty());
         assert_eq!(none, Labels::NONE);
