@@ -116,6 +116,12 @@ fn serve(z: &Zibrato, source: &str, until: Instant) {
         // A gauge.
         z.source(source)
             .gauge("info", "queue.depth", (request % 17) as f64);
+        // Labels, on any form; a histogram, in any unit.
+        let status = if request.is_multiple_of(10) { "500" } else { "200" };
+        z.source(source)
+            .labels(&[("route", "/api"), ("status", status)])
+            .count("info", "http.requests", 1);
+        z.histogram("info", "payload.bytes", (512 + request % 7 * 256) as f64);
         // A decorated function, through the default client.
         if render(request).is_err() {
             z.source(source).count("info", "errors", 1);

@@ -25,6 +25,16 @@ fn the_quick_start_prints_aggregated_measurements_of_every_form() {
         assert!(stdout.contains(&wanted), "no {kind} {name} in\n{stdout}");
     }
     assert!(stdout.contains(r#""source":"web1""#), "{stdout}");
+    assert!(
+        stdout.contains(r#""type":"histogram","name":"payload.bytes""#),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(
+            r#""name":"http.requests","source":"web1","tags":{"route":"/api","status":"200"}"#
+        ),
+        "{stdout}"
+    );
     assert!(stderr.contains("stdout: received"), "{stderr}");
     // The client lost nothing, and the worker took everything it was sent.
     let stats = stderr
