@@ -117,7 +117,11 @@ fn serve(z: &Zibrato, source: &str, until: Instant) {
         z.source(source)
             .gauge("info", "queue.depth", (request % 17) as f64);
         // Labels, on any form; a histogram, in any unit.
-        let status = if request.is_multiple_of(10) { "500" } else { "200" };
+        let status = if request.is_multiple_of(10) {
+            "500"
+        } else {
+            "200"
+        };
         z.source(source)
             .labels(&[("route", "/api"), ("status", status)])
             .count("info", "http.requests", 1);
