@@ -503,8 +503,8 @@ mod tests {
     use zibrato_backend_api::labels::{Labels, MAX_LABELS};
     use zibrato_backend_api::Measurement;
 
-    /// What the codec writes, with the `;` a name may not carry before
-    /// labels replaced as the client does.
+    /// What the codec writes (it replaces a `;` in the name, as the client
+    /// does).
     fn reference(
         level: &str,
         kind: Kind,
@@ -519,7 +519,7 @@ mod tests {
             &Measurement {
                 level,
                 kind,
-                name: &name.replace(SEPARATOR, "_"),
+                name,
                 value,
                 timestamp: ts,
                 source,
