@@ -6,11 +6,12 @@
 //! Durations are seconds (`7200`, `0.5`) or text with a unit (`"500ms"`,
 //! `"90s"`, `"15m"`, `"2h"`).
 
-use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
 use std::fmt;
 use std::time::Duration;
 use zibrato_backend_api::aggregate::{quantile_name, DEFAULT_QUANTILES};
+use zibrato_backend_api::settings::{check_quantiles, optional_text, quantile_list};
+pub use zibrato_backend_api::settings::{Seconds, Secret, MAX_QUANTILES as MAX_PERCENTILES};
 
 /// Where measurements go unless `api_url` says otherwise.
 pub const DEFAULT_API_URL: &str = "https://metrics-api.librato.com/v1/metrics";
@@ -18,10 +19,6 @@ pub const DEFAULT_API_URL: &str = "https://metrics-api.librato.com/v1/metrics";
 /// The most measurements Librato's documentation recommends per request, and
 /// the default and largest `batch_size`.
 pub const MAX_BATCH_SIZE: usize = 300;
-
-/// The most quantiles `percentiles` may list: each is one more gauge per
-/// timer and histogram series and flush.
-pub const MAX_PERCENTILES: usize = 10;
 
 /// The environment variable read when `username` is not set.
 pub const USER_ENV: &str = "LIBRATO_USER";
@@ -39,7 +36,7 @@ pub const TOKEN_ENV: &str = "LIBRATO_TOKEN";
 #[serde(deny_unknown_fields, default)]
 pub struct Settings {
     /// The account's email; `LIBRATO_USER` when unset.
-    #[serde(deserialize_with = "text")]
+    #[serde(deserialize_with = "optional_text")]
     pub username: Option<String>,
     /// The API token; `LIBRATO_TOKEN` when unset.
     pub token: Option<Secret>,
@@ -50,10 +47,10 @@ pub struct Settings {
     /// The quantiles sent of each timer and histogram summary, each as a
     /// gauge `NAME.p50` (…): each in `(0, 1]`, at most [`MAX_PERCENTILES`],
     /// none twice. A number or a list of numbers.
-    #[serde(deserialize_with = "percentiles")]
+    #[serde(deserialize_with = "quantile_list")]
     pub percentiles: Vec<f64>,
     /// The source given to measurements that have none.
-    #[serde(deserialize_with = "text")]
+    #[serde(deserialize_with = "optional_text")]
     pub source: Option<String>,
     /// How old a measurement may get before it is dropped rather than sent.
     pub max_age: Seconds,
@@ -124,199 +121,17 @@ pub struct Percentile {
     pub suffix: String,
 }
 
-/// `percentiles` checked and named: each in `(0, 1]`, at most
-/// [`MAX_PERCENTILES`], none twice. The error says what is wrong, for the
-/// key `percentiles`.
+/// `percentiles` checked ([`check_quantiles`]) and named. The error says
+/// what is wrong, for the key `percentiles`.
 pub fn check_percentiles(list: &[f64]) -> Result<Vec<Percentile>, String> {
-    if list.len() > MAX_PERCENTILES {
-        return Err(format!(
-            "lists {} quantiles: at most {MAX_PERCENTILES}",
-            list.len()
-        ));
-    }
-    let mut checked: Vec<Percentile> = Vec::with_capacity(list.len());
-    for &q in list {
-        let name = quantile_name(q)
-            .filter(|_| q > 0.0)
-            .ok_or_else(|| format!("{q} is not a quantile above 0 and at most 1 (0.99 for p99)"))?;
-        if checked.iter().any(|p| p.q == q) {
-            return Err(format!("{q} is listed twice"));
-        }
-        checked.push(Percentile {
+    check_quantiles(list)?;
+    Ok(list
+        .iter()
+        .map(|&q| Percentile {
             q,
-            suffix: format!(".{name}"),
-        });
-    }
-    Ok(checked)
-}
-
-/// Reads `percentiles`: a number or a list of numbers, checked by
-/// [`check_percentiles`]. Any error is the key's own, never one of an item.
-fn percentiles<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<f64>, D::Error> {
-    const EXPECTED: &str = "must be a list of quantiles such as [0.5, 0.9, 0.99]";
-    let list = match serde_json::Value::deserialize(deserializer)? {
-        serde_json::Value::Array(items) => items
-            .iter()
-            .map(serde_json::Value::as_f64)
-            .collect::<Option<Vec<f64>>>()
-            .ok_or_else(|| de::Error::custom(EXPECTED))?,
-        serde_json::Value::Number(n) => n.as_f64().into_iter().collect(),
-        _ => return Err(de::Error::custom(EXPECTED)),
-    };
-    check_percentiles(&list).map_err(de::Error::custom)?;
-    Ok(list)
-}
-
-/// A secret: its `Debug` and `Display` never show it.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps a secret.
-    pub fn new(secret: impl Into<String>) -> Secret {
-        Secret(secret.into())
-    }
-
-    /// The secret itself, for the one place that sends it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(<redacted>)")
-    }
-}
-
-impl fmt::Display for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<redacted>")
-    }
-}
-
-impl<'de> Deserialize<'de> for Secret {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_any(TextVisitor).map(Secret)
-    }
-}
-
-/// Reads text that a `--set` may have turned into a number (`--set
-/// librato.token=12345` arrives as an integer), without ever putting the value
-/// into an error message: serde's own messages quote it.
-struct TextVisitor;
-
-impl<'de> Visitor<'de> for TextVisitor {
-    type Value = String;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("text")
-    }
-
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<String, E> {
-        Ok(v.to_string())
-    }
-
-    fn visit_string<E: de::Error>(self, v: String) -> Result<String, E> {
-        Ok(v)
-    }
-
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<String, E> {
-        Ok(v.to_string())
-    }
-
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<String, E> {
-        Ok(v.to_string())
-    }
-
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<String, E> {
-        Err(E::custom("must be text: put the value in quotes"))
-    }
-
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<String, E> {
-        Err(E::custom("must be text: put the value in quotes"))
-    }
-
-    fn visit_map<A: de::MapAccess<'de>>(self, _: A) -> Result<String, A::Error> {
-        Err(de::Error::custom("must be text, not a table"))
-    }
-
-    fn visit_seq<A: de::SeqAccess<'de>>(self, _: A) -> Result<String, A::Error> {
-        Err(de::Error::custom("must be text, not a list"))
-    }
-}
-
-fn text<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
-    deserializer.deserialize_any(TextVisitor).map(Some)
-}
-
-/// A duration read as seconds (`7200`, `0.5`) or as text with a unit
-/// (`"500ms"`, `"90s"`, `"15m"`, `"2h"`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Seconds(pub Duration);
-
-impl Seconds {
-    /// The duration.
-    pub fn get(self) -> Duration {
-        self.0
-    }
-}
-
-impl<'de> Deserialize<'de> for Seconds {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_any(SecondsVisitor)
-    }
-}
-
-struct SecondsVisitor;
-
-impl SecondsVisitor {
-    fn from_secs<E: de::Error>(secs: f64) -> Result<Seconds, E> {
-        if secs.is_finite() && secs > 0.0 && secs < 1e9 {
-            Ok(Seconds(Duration::from_secs_f64(secs)))
-        } else {
-            Err(E::custom("must be a positive number of seconds"))
-        }
-    }
-}
-
-impl Visitor<'_> for SecondsVisitor {
-    type Value = Seconds;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("seconds (a number, or text like \"500ms\", \"90s\", \"15m\", \"2h\")")
-    }
-
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Seconds, E> {
-        Self::from_secs(v as f64)
-    }
-
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Seconds, E> {
-        Self::from_secs(v as f64)
-    }
-
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Seconds, E> {
-        Self::from_secs(v)
-    }
-
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Seconds, E> {
-        let v = v.trim();
-        let split = v
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(v.len());
-        let (number, unit) = v.split_at(split);
-        let number: f64 = number
-            .parse()
-            .map_err(|_| E::invalid_value(de::Unexpected::Str(v), &self))?;
-        let scale = match unit.trim() {
-            "ms" => 0.001,
-            "" | "s" => 1.0,
-            "m" | "min" => 60.0,
-            "h" => 3600.0,
-            _ => return Err(E::invalid_value(de::Unexpected::Str(v), &self)),
-        };
-        Self::from_secs(number * scale)
-    }
+            suffix: format!(".{}", quantile_name(q).unwrap_or_default()),
+        })
+        .collect())
 }
 
 #[cfg(test)]
