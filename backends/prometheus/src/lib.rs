@@ -161,8 +161,14 @@ mod tests {
         assert!(!page.contains("requests"), "not before the flush: {page}");
         b.flush_at(1_000).unwrap();
         let page = get(&b, "/metrics", "");
-        assert!(page.contains("\r\n\r\n# HELP requests_total Zibrato counter.\n"), "{page}");
-        assert!(page.contains("Content-Type: text/plain; version=0.0.4; charset=utf-8"), "{page}");
+        assert!(
+            page.contains("\r\n\r\n# HELP requests_total Zibrato counter.\n"),
+            "{page}"
+        );
+        assert!(
+            page.contains("Content-Type: text/plain; version=0.0.4; charset=utf-8"),
+            "{page}"
+        );
         b.post(&counter("requests", 37.0)).unwrap();
         b.flush_at(2_000).unwrap();
         assert!(get(&b, "/metrics", "").ends_with("requests_total{level=\"info\"} 42\n"));
@@ -173,8 +179,15 @@ mod tests {
     fn other_paths_are_not_found_and_openmetrics_is_served_when_asked() {
         let mut b = started(r#"{"listen":"127.0.0.1:0","path":"/m"}"#);
         assert!(get(&b, "/metrics", "").starts_with("HTTP/1.0 404"));
-        let page = get(&b, "/m?x=1", "Accept: application/openmetrics-text;version=1.0.0\r\n");
-        assert!(page.contains("Content-Type: application/openmetrics-text; version=1.0.0"), "{page}");
+        let page = get(
+            &b,
+            "/m?x=1",
+            "Accept: application/openmetrics-text;version=1.0.0\r\n",
+        );
+        assert!(
+            page.contains("Content-Type: application/openmetrics-text; version=1.0.0"),
+            "{page}"
+        );
         assert!(page.ends_with("\r\n\r\n# EOF\n"), "{page}");
         b.close().unwrap();
     }
@@ -186,7 +199,12 @@ mod tests {
         let mut b =
             backend::<PrometheusBackend>(&format!(r#"{{"listen":"127.0.0.1:{port}"}}"#)).unwrap();
         let e = b.connect().unwrap_err().to_string();
-        assert!(e.starts_with(&format!("bad setting listen: cannot listen on 127.0.0.1:{port}")), "{e}");
+        assert!(
+            e.starts_with(&format!(
+                "bad setting listen: cannot listen on 127.0.0.1:{port}"
+            )),
+            "{e}"
+        );
         assert!(!e.contains('\n'), "{e}");
     }
 

@@ -39,9 +39,7 @@ impl Format {
 /// series were left out for a family name taken by another kind.
 pub fn render(store: &Store, format: Format, out: &mut Vec<u8>) -> usize {
     let mut series: Vec<SeriesRef<'_>> = store.series().collect();
-    series.sort_unstable_by(|a, b| {
-        (a.family, a.kind, a.labels).cmp(&(b.family, b.kind, b.labels))
-    });
+    series.sort_unstable_by(|a, b| (a.family, a.kind, a.labels).cmp(&(b.family, b.kind, b.labels)));
     render_sorted(&series, format, out)
 }
 
@@ -229,20 +227,29 @@ mod tests {
     #[test]
     fn the_openmetrics_page_names_counter_families_without_total_and_ends_with_eof() {
         let page = page(&small(config()), Format::OpenMetrics);
-        assert!(page.starts_with(concat!(
-            "# HELP db_query_seconds Zibrato timer, in seconds.\n",
-            "# TYPE db_query_seconds histogram\n",
-            "# UNIT db_query_seconds seconds\n",
-            "db_query_seconds_bucket{level=\"info\",le=\"0.01\"} 1\n",
-            "db_query_seconds_bucket{level=\"info\",le=\"1.0\"} 2\n",
-            "db_query_seconds_bucket{level=\"info\",le=\"+Inf\"} 3\n",
-        )), "{page}");
-        assert!(page.contains(concat!(
+        assert!(
+            page.starts_with(concat!(
+                "# HELP db_query_seconds Zibrato timer, in seconds.\n",
+                "# TYPE db_query_seconds histogram\n",
+                "# UNIT db_query_seconds seconds\n",
+                "db_query_seconds_bucket{level=\"info\",le=\"0.01\"} 1\n",
+                "db_query_seconds_bucket{level=\"info\",le=\"1.0\"} 2\n",
+                "db_query_seconds_bucket{level=\"info\",le=\"+Inf\"} 3\n",
+            )),
+            "{page}"
+        );
+        assert!(
+            page.contains(concat!(
             "# HELP http_requests Zibrato counter.\n",
             "# TYPE http_requests counter\n",
             "http_requests_total{level=\"info\",method=\"GET\",route=\"/api\",source=\"web1\"} 5\n",
-        )), "{page}");
-        assert!(page.contains("payload_bucket{level=\"info\",le=\"1000.0\"} 1\n"), "{page}");
+        )),
+            "{page}"
+        );
+        assert!(
+            page.contains("payload_bucket{level=\"info\",le=\"1000.0\"} 1\n"),
+            "{page}"
+        );
         assert!(page.ends_with("} -3.5\n# EOF\n"), "{page}");
         assert_eq!(page.matches("# EOF").count(), 1);
     }
@@ -261,9 +268,18 @@ mod tests {
             .and_then(|rest| rest.split('\n').next()?.parse::<f64>().ok())
             .unwrap_or_else(|| panic!("no median: {text}"));
         assert!((median - 0.5).abs() <= 0.005, "{text}");
-        assert!(text.contains("db_query_seconds{level=\"info\",quantile=\"0.99\"} 20\n"), "{text}");
-        assert!(text.contains("db_query_seconds_count{level=\"info\"} 3\n"), "{text}");
-        assert!(text.contains("# TYPE payload summary\npayload{level=\"info\",quantile=\"0.5\"} 100\n"), "{text}");
+        assert!(
+            text.contains("db_query_seconds{level=\"info\",quantile=\"0.99\"} 20\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("db_query_seconds_count{level=\"info\"} 3\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("# TYPE payload summary\npayload{level=\"info\",quantile=\"0.5\"} 100\n"),
+            "{text}"
+        );
         let om = page(&store, Format::OpenMetrics);
         assert!(om.contains("quantile=\"0.5\"}"), "{om}");
     }
@@ -316,6 +332,9 @@ mod tests {
         assert_eq!(render(&store, Format::Text, &mut out), 1);
         let text = String::from_utf8(out).unwrap();
         assert_eq!(text.matches("# TYPE").count(), 2, "{text}");
-        assert!(text.contains("# TYPE a gauge\na{level=\"info\"} 1\n"), "{text}");
+        assert!(
+            text.contains("# TYPE a gauge\na{level=\"info\"} 1\n"),
+            "{text}"
+        );
     }
 }

@@ -30,7 +30,8 @@ struct Page {
 impl Page {
     fn gzipped(&self) -> &[u8] {
         self.gzipped.get_or_init(|| {
-            let mut encoder = GzEncoder::new(Vec::with_capacity(self.body.len() / 4), Compression::fast());
+            let mut encoder =
+                GzEncoder::new(Vec::with_capacity(self.body.len() / 4), Compression::fast());
             // Writing into a Vec cannot fail.
             let _ = encoder.write_all(&self.body);
             encoder.finish().unwrap_or_default()
@@ -87,12 +88,13 @@ pub struct Endpoint {
 impl Endpoint {
     /// Listens on `listen` and serves `published` at `path`. The error is
     /// one line, for the `listen` setting.
-    pub fn start(listen: SocketAddr, path: String, published: Published) -> Result<Endpoint, String> {
+    pub fn start(
+        listen: SocketAddr,
+        path: String,
+        published: Published,
+    ) -> Result<Endpoint, String> {
         let server = Server::http(listen).map_err(|e| format!("cannot listen on {listen}: {e}"))?;
-        let address = server
-            .server_addr()
-            .to_ip()
-            .unwrap_or(listen);
+        let address = server.server_addr().to_ip().unwrap_or(listen);
         let server = Arc::new(server);
         let path: Arc<str> = path.into();
         let threads = (0..THREADS)
@@ -213,8 +215,14 @@ mod tests {
     fn accept_headers_are_read_as_prometheus_sends_them() {
         let prometheus = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
         assert!(accepts(prometheus, "application/openmetrics-text"));
-        assert!(!accepts("text/plain;version=0.0.4", "application/openmetrics-text"));
-        assert!(!accepts("application/openmetrics-text; q=0", "application/openmetrics-text"));
+        assert!(!accepts(
+            "text/plain;version=0.0.4",
+            "application/openmetrics-text"
+        ));
+        assert!(!accepts(
+            "application/openmetrics-text; q=0",
+            "application/openmetrics-text"
+        ));
         assert!(accepts("deflate, GZIP;q=0.5", "gzip"));
         assert!(!accepts("gzip;q=0", "gzip"));
         assert!(!accepts("", "gzip"));

@@ -90,7 +90,10 @@ impl Settings {
             .ok_or_else(|| {
                 SettingError::new(
                     "listen",
-                    format!("{:?} is not an address to listen on (host:port, such as {DEFAULT_LISTEN})", self.listen),
+                    format!(
+                        "{:?} is not an address to listen on (host:port, such as {DEFAULT_LISTEN})",
+                        self.listen
+                    ),
                 )
             })?;
         if !self.path.starts_with('/') {
@@ -109,7 +112,9 @@ impl Settings {
             }
         }
         check_buckets(&self.buckets).map_err(|e| SettingError::new("buckets", e))?;
-        let histogram_buckets = self.histogram_buckets.unwrap_or_else(|| self.buckets.clone());
+        let histogram_buckets = self
+            .histogram_buckets
+            .unwrap_or_else(|| self.buckets.clone());
         check_buckets(&histogram_buckets).map_err(|e| SettingError::new("histogram_buckets", e))?;
         if self.max_series == 0 {
             return Err(SettingError::new("max_series", "must be at least 1"));
@@ -194,7 +199,10 @@ mod tests {
         ] {
             let e = checked(json).unwrap_err();
             assert_eq!(e.key, key, "{json}: {e}");
-            assert!(e.to_string().starts_with(&format!("bad setting {key}")), "{e}");
+            assert!(
+                e.to_string().starts_with(&format!("bad setting {key}")),
+                "{e}"
+            );
         }
     }
 }
