@@ -16,6 +16,8 @@
 //! worker.wait_stdout("the counter", |out| out.iter().any(|l| l.contains("\"requests\"")));
 //! ```
 
+pub mod prometheus;
+
 use std::io::{BufRead, BufReader, Read};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;

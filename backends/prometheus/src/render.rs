@@ -1,0 +1,340 @@
+//! The page: a store's series in Prometheus' text format 0.0.4 or in
+//! OpenMetrics 1.0 text.
+//!
+//! Families are sorted by name, series within one by labels. Each family has
+//! `# HELP` and `# TYPE` (OpenMetrics adds `# UNIT seconds` on timers). The
+//! formats differ where OpenMetrics says so: a counter's family is named
+//! without `_total` (its sample keeps it), `le` and `quantile` values are
+//! canonical floats (`1.0`), and the page ends with `# EOF`.
+//!
+//! Two families of different kinds whose names come out the same (a gauge
+//! `a` and a histogram `a`) cannot both be on a page: the first in kind order
+//! (counters, gauges, timers, histograms) is kept and the other left out
+//! ([`render`] returns how many series were).
+
+use std::io::Write;
+use zibrato_backend_api::Kind;
+use zibrato_prometheus_series::{SeriesRef, Store};
+
+/// An exposition format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// Prometheus' text format 0.0.4.
+    Text,
+    /// OpenMetrics 1.0 text.
+    OpenMetrics,
+}
+
+impl Format {
+    /// The `Content-Type` of a page in this format.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Format::Text => "text/plain; version=0.0.4; charset=utf-8",
+            Format::OpenMetrics => "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        }
+    }
+}
+
+/// Renders every series of `store` in `format` into `out`; returns how many
+/// series were left out for a family name taken by another kind.
+pub fn render(store: &Store, format: Format, out: &mut Vec<u8>) -> usize {
+    let mut series: Vec<SeriesRef<'_>> = store.series().collect();
+    series.sort_unstable_by(|a, b| (a.family, a.kind, a.labels).cmp(&(b.family, b.kind, b.labels)));
+    render_sorted(&series, format, out)
+}
+
+/// [`render`] for series sorted by family, kind and labels.
+fn render_sorted(series: &[SeriesRef<'_>], format: Format, out: &mut Vec<u8>) -> usize {
+    let mut left_out = 0;
+    let mut last: Option<(&str, Kind)> = None;
+    let mut numbers = ryu::Buffer::new();
+    for s in series {
+        match last {
+            Some((family, kind)) if family == s.family && kind == s.kind => {}
+            Some((family, _)) if family == s.family => {
+                left_out += 1;
+                continue;
+            }
+            _ => {
+                write_header(out, format, s);
+                last = Some((s.family, s.kind));
+            }
+        }
+        s.samples(|sample| {
+            out.extend_from_slice(s.family.as_bytes());
+            out.extend_from_slice(sample.suffix.as_bytes());
+            out.push(b'{');
+            for (i, (key, value)) in s.labels.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                out.extend_from_slice(key.as_bytes());
+                out.extend_from_slice(b"=\"");
+                escape(out, value);
+                out.push(b'"');
+            }
+            if let Some((key, bound)) = sample.extra {
+                out.extend_from_slice(b",");
+                out.extend_from_slice(key.as_bytes());
+                out.extend_from_slice(b"=\"");
+                match format {
+                    Format::Text => write_number(out, &mut numbers, bound),
+                    Format::OpenMetrics => write_canonical(out, &mut numbers, bound),
+                }
+                out.push(b'"');
+            }
+            out.extend_from_slice(b"} ");
+            write_number(out, &mut numbers, sample.value);
+            out.push(b'\n');
+        });
+    }
+    if format == Format::OpenMetrics {
+        out.extend_from_slice(b"# EOF\n");
+    }
+    left_out
+}
+
+fn write_header(out: &mut Vec<u8>, format: Format, s: &SeriesRef<'_>) {
+    let (kind, help) = match s.kind {
+        Kind::Counter => ("counter", "Zibrato counter."),
+        Kind::Gauge => ("gauge", "Zibrato gauge."),
+        Kind::Timer => ("", "Zibrato timer, in seconds."),
+        Kind::Histogram => ("", "Zibrato histogram."),
+    };
+    let kind = match (kind, s.value) {
+        ("", zibrato_prometheus_series::Value::Summary { .. }) => "summary",
+        ("", _) => "histogram",
+        (kind, _) => kind,
+    };
+    // Text 0.0.4 names a counter's family by its sample, `NAME_total`.
+    let suffix = if format == Format::Text && s.kind == Kind::Counter {
+        "_total"
+    } else {
+        ""
+    };
+    let family = s.family;
+    let _ = writeln!(out, "# HELP {family}{suffix} {help}");
+    let _ = writeln!(out, "# TYPE {family}{suffix} {kind}");
+    if format == Format::OpenMetrics && s.kind == Kind::Timer {
+        let _ = writeln!(out, "# UNIT {family} seconds");
+    }
+}
+
+/// Escapes a label value as both formats do: `\\`, `\"`, `\n`.
+fn escape(out: &mut Vec<u8>, value: &str) {
+    for b in value.bytes() {
+        match b {
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            _ => out.push(b),
+        }
+    }
+}
+
+/// Integers below 2^53 as integers, infinities as `+Inf` and `-Inf`, any
+/// other value as its shortest round-tripping decimal.
+fn write_number(out: &mut Vec<u8>, buffer: &mut ryu::Buffer, v: f64) {
+    if v.is_nan() {
+        out.extend_from_slice(b"NaN");
+    } else if v.is_infinite() {
+        out.extend_from_slice(if v > 0.0 { b"+Inf" } else { b"-Inf" });
+    } else if v.fract() == 0.0 && v.abs() < 9_007_199_254_740_992.0 {
+        let _ = write!(out, "{}", v as i64);
+    } else {
+        out.extend_from_slice(buffer.format_finite(v).as_bytes());
+    }
+}
+
+/// OpenMetrics' canonical form of `le` and `quantile` values: a float that
+/// always has a decimal point or exponent (`1.0`, `0.005`, `+Inf`).
+fn write_canonical(out: &mut Vec<u8>, buffer: &mut ryu::Buffer, v: f64) {
+    if v.is_finite() {
+        out.extend_from_slice(buffer.format_finite(v).as_bytes());
+    } else {
+        write_number(out, buffer, v);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use zibrato_backend_api::testing::{counter, gauge, histogram, timer};
+    use zibrato_prometheus_series::store::{Config, Distributions};
+
+    fn page(store: &Store, format: Format) -> String {
+        let mut out = Vec::new();
+        assert_eq!(render(store, format, &mut out), 0);
+        String::from_utf8(out).unwrap()
+    }
+
+    fn small(config: Config) -> Store {
+        let mut store = Store::new(config);
+        for m in [
+            counter("http.requests", 5.0)
+                .with_source("web1")
+                .with_labels("route=/api;method=GET"),
+            counter("http.requests", 2.0).with_source("web1"),
+            gauge("queue.depth", -3.5).with_labels("note=say \"hi\" \\"),
+            timer("db.query", 0.002),
+            timer("db.query", 0.5),
+            timer("db.query", 20.0),
+            histogram("payload", 100.0),
+        ] {
+            store.record(&m);
+        }
+        store.flush(1_000);
+        store
+    }
+
+    fn config() -> Config {
+        Config {
+            timer_buckets: vec![0.01, 1.0],
+            histogram_buckets: vec![1000.0],
+            ..Config::default()
+        }
+    }
+
+    #[test]
+    fn the_text_page_of_a_few_series() {
+        assert_eq!(
+            page(&small(config()), Format::Text),
+            concat!(
+                "# HELP db_query_seconds Zibrato timer, in seconds.\n",
+                "# TYPE db_query_seconds histogram\n",
+                "db_query_seconds_bucket{level=\"info\",le=\"0.01\"} 1\n",
+                "db_query_seconds_bucket{level=\"info\",le=\"1\"} 2\n",
+                "db_query_seconds_bucket{level=\"info\",le=\"+Inf\"} 3\n",
+                "db_query_seconds_sum{level=\"info\"} 20.502\n",
+                "db_query_seconds_count{level=\"info\"} 3\n",
+                "# HELP http_requests_total Zibrato counter.\n",
+                "# TYPE http_requests_total counter\n",
+                "http_requests_total{level=\"info\",method=\"GET\",route=\"/api\",source=\"web1\"} 5\n",
+                "http_requests_total{level=\"info\",source=\"web1\"} 2\n",
+                "# HELP payload Zibrato histogram.\n",
+                "# TYPE payload histogram\n",
+                "payload_bucket{level=\"info\",le=\"1000\"} 1\n",
+                "payload_bucket{level=\"info\",le=\"+Inf\"} 1\n",
+                "payload_sum{level=\"info\"} 100\n",
+                "payload_count{level=\"info\"} 1\n",
+                "# HELP queue_depth Zibrato gauge.\n",
+                "# TYPE queue_depth gauge\n",
+                "queue_depth{level=\"info\",note=\"say \\\"hi\\\" \\\\\"} -3.5\n",
+            )
+        );
+    }
+
+    #[test]
+    fn the_openmetrics_page_names_counter_families_without_total_and_ends_with_eof() {
+        let page = page(&small(config()), Format::OpenMetrics);
+        assert!(
+            page.starts_with(concat!(
+                "# HELP db_query_seconds Zibrato timer, in seconds.\n",
+                "# TYPE db_query_seconds histogram\n",
+                "# UNIT db_query_seconds seconds\n",
+                "db_query_seconds_bucket{level=\"info\",le=\"0.01\"} 1\n",
+                "db_query_seconds_bucket{level=\"info\",le=\"1.0\"} 2\n",
+                "db_query_seconds_bucket{level=\"info\",le=\"+Inf\"} 3\n",
+            )),
+            "{page}"
+        );
+        assert!(
+            page.contains(concat!(
+            "# HELP http_requests Zibrato counter.\n",
+            "# TYPE http_requests counter\n",
+            "http_requests_total{level=\"info\",method=\"GET\",route=\"/api\",source=\"web1\"} 5\n",
+        )),
+            "{page}"
+        );
+        assert!(
+            page.contains("payload_bucket{level=\"info\",le=\"1000.0\"} 1\n"),
+            "{page}"
+        );
+        assert!(page.ends_with("} -3.5\n# EOF\n"), "{page}");
+        assert_eq!(page.matches("# EOF").count(), 1);
+    }
+
+    #[test]
+    fn summaries_show_quantiles_sum_and_count() {
+        let store = small(Config {
+            distributions: Distributions::Summary,
+            quantiles: vec![0.5, 0.99],
+            ..config()
+        });
+        let text = page(&store, Format::Text);
+        let median = text
+            .split("# TYPE db_query_seconds summary\ndb_query_seconds{level=\"info\",quantile=\"0.5\"} ")
+            .nth(1)
+            .and_then(|rest| rest.split('\n').next()?.parse::<f64>().ok())
+            .unwrap_or_else(|| panic!("no median: {text}"));
+        assert!((median - 0.5).abs() <= 0.005, "{text}");
+        assert!(
+            text.contains("db_query_seconds{level=\"info\",quantile=\"0.99\"} 20\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("db_query_seconds_count{level=\"info\"} 3\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("# TYPE payload summary\npayload{level=\"info\",quantile=\"0.5\"} 100\n"),
+            "{text}"
+        );
+        let om = page(&store, Format::OpenMetrics);
+        assert!(om.contains("quantile=\"0.5\"}"), "{om}");
+    }
+
+    #[test]
+    fn label_values_escape_backslashes_quotes_and_line_breaks() {
+        let mut out = Vec::new();
+        escape(&mut out, "a\\b\"c\nd/é");
+        assert_eq!(String::from_utf8(out).unwrap(), "a\\\\b\\\"c\\nd/é");
+    }
+
+    #[test]
+    fn numbers_are_integers_decimals_or_infinities() {
+        let shown = |v: f64, canonical: bool| {
+            let mut out = Vec::new();
+            let mut b = ryu::Buffer::new();
+            if canonical {
+                write_canonical(&mut out, &mut b, v);
+            } else {
+                write_number(&mut out, &mut b, v);
+            }
+            String::from_utf8(out).unwrap()
+        };
+        assert_eq!(shown(42.0, false), "42");
+        assert_eq!(shown(-0.25, false), "-0.25");
+        assert_eq!(shown(1e300, false), "1e300");
+        assert_eq!(shown(f64::INFINITY, false), "+Inf");
+        assert_eq!(shown(f64::NEG_INFINITY, false), "-Inf");
+        assert_eq!(shown(f64::NAN, false), "NaN");
+        assert_eq!(shown(1.0, true), "1.0");
+        assert_eq!(shown(0.005, true), "0.005");
+        assert_eq!(shown(f64::INFINITY, true), "+Inf");
+    }
+
+    #[test]
+    fn an_empty_store_is_an_empty_page() {
+        let store = Store::new(Config::default());
+        assert_eq!(page(&store, Format::Text), "");
+        assert_eq!(page(&store, Format::OpenMetrics), "# EOF\n");
+    }
+
+    #[test]
+    fn a_family_name_taken_by_another_kind_is_left_out() {
+        let mut store = Store::new(Config::default());
+        store.record(&gauge("a", 1.0));
+        store.record(&histogram("a", 1.0));
+        store.record(&gauge("b", 2.0));
+        store.flush(1);
+        let mut out = Vec::new();
+        assert_eq!(render(&store, Format::Text, &mut out), 1);
+        let text = String::from_utf8(out).unwrap();
+        assert_eq!(text.matches("# TYPE").count(), 2, "{text}");
+        assert!(
+            text.contains("# TYPE a gauge\na{level=\"info\"} 1\n"),
+            "{text}"
+        );
+    }
+}
