@@ -16,6 +16,9 @@
 //! worker.wait_stdout("the counter", |out| out.iter().any(|l| l.contains("\"requests\"")));
 //! ```
 
+pub mod http;
+pub mod victoria;
+
 use std::io::{BufRead, BufReader, Read};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;

@@ -1,0 +1,4 @@
+//! Prometheus remote write.
+#![warn(missing_docs)]
+
+pub mod wire;
