@@ -67,7 +67,10 @@ pub struct Sample {
 impl TimeSeries {
     /// A series named `name` with `labels` (any order; empty values left
     /// out, as the protocol asks) and no samples yet.
-    pub fn new<'a>(name: &'a str, labels: impl IntoIterator<Item = (&'a str, &'a str)>) -> TimeSeries {
+    pub fn new<'a>(
+        name: &'a str,
+        labels: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> TimeSeries {
         let mut all: Vec<Label> = std::iter::once((NAME_LABEL, name))
             .chain(labels)
             .filter(|(_, value)| !value.is_empty())
@@ -150,7 +153,12 @@ mod tests {
     fn labels_are_sorted_named_and_without_empty_values() {
         let series = TimeSeries::new(
             "http_requests_total",
-            [("route", "/api"), ("level", "info"), ("source", ""), ("code", "200")],
+            [
+                ("route", "/api"),
+                ("level", "info"),
+                ("source", ""),
+                ("code", "200"),
+            ],
         );
         let names: Vec<(&str, &str)> = series
             .labels

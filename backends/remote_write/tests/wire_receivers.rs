@@ -72,6 +72,13 @@ fn victoria_metrics_refuses_a_body_that_is_not_snappy() {
         panic!("victoria-metrics is missing: scripts/test installs it");
     }
     let vm = VictoriaMetrics::start();
-    let answer = http::request(vm.addr(), "POST", "/api/v1/write", &headers(), b"not snappy").unwrap();
+    let answer = http::request(
+        vm.addr(),
+        "POST",
+        "/api/v1/write",
+        &headers(),
+        b"not snappy",
+    )
+    .unwrap();
     assert_eq!(answer.status / 100, 4, "{}", answer.text());
 }
