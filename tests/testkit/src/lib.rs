@@ -17,6 +17,7 @@
 //! ```
 
 pub mod http;
+pub mod http_server;
 pub mod victoria;
 
 use std::io::{BufRead, BufReader, Read};

@@ -38,10 +38,7 @@ impl VictoriaMetrics {
     pub fn start() -> VictoriaMetrics {
         let port = crate::free_port_pair();
         let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-        let data = std::env::temp_dir().join(format!(
-            "zibrato-vm-{}-{port}",
-            std::process::id()
-        ));
+        let data = std::env::temp_dir().join(format!("zibrato-vm-{}-{port}", std::process::id()));
         let _ = std::fs::remove_dir_all(&data);
         let mut command = Command::new("victoria-metrics");
         command
