@@ -114,13 +114,16 @@ impl Reply {
     }
 }
 
+/// Which requests a queued fault is for.
+type Which = Box<dyn Fn(&Request) -> bool + Send>;
+
 /// What a server has seen, and the double's own state `S`.
 pub struct Seen<S> {
     /// Every request, in the order they arrived.
     pub requests: Vec<Request>,
     /// The double's state, which its handler updates.
     pub state: S,
-    faults: Vec<(Box<dyn Fn(&Request) -> bool + Send>, Fault)>,
+    faults: Vec<(Which, Fault)>,
     always: Option<Fault>,
 }
 
