@@ -16,7 +16,10 @@
 //! worker.wait_stdout("the counter", |out| out.iter().any(|l| l.contains("\"requests\"")));
 //! ```
 
+pub mod http;
+pub mod http_server;
 pub mod prometheus;
+pub mod victoria;
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};

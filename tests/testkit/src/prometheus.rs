@@ -1,75 +1,14 @@
-//! A real Prometheus server scraping a target, for the prometheus
-//! backend's end-to-end tests, and a plain HTTP GET for fetching pages.
-//!
-//! [`Prometheus::start`] returns `None` (after saying why) when no
-//! `prometheus` binary is installed, so that the tests needing one skip.
+//! A real Prometheus (the Debian package's `prometheus`, which
+//! `scripts/test` installs), started for one test on a port and data
+//! directory of its own: scraping a target, or taking remote writes.
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::http::{self, query_escape};
 use crate::DEADLINE;
-
-/// A response to [`http_get`].
-#[derive(Debug, Clone)]
-pub struct HttpResponse {
-    /// The status code.
-    pub status: u16,
-    /// The headers, names lower-cased.
-    pub headers: BTreeMap<String, String>,
-    /// The body, as sent (not decompressed).
-    pub body: Vec<u8>,
-}
-
-/// A GET of `path` from `address` (`host:port`) with extra `headers`, over
-/// HTTP/1.0 so that the body ends with the connection.
-pub fn http_get(
-    address: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-) -> std::io::Result<HttpResponse> {
-    let mut stream = TcpStream::connect(address)?;
-    stream.set_read_timeout(Some(DEADLINE))?;
-    let mut request = format!("GET {path} HTTP/1.0\r\nHost: {address}\r\n");
-    for (name, value) in headers {
-        request.push_str(&format!("{name}: {value}\r\n"));
-    }
-    request.push_str("\r\n");
-    stream.write_all(request.as_bytes())?;
-    let mut answer = Vec::new();
-    stream.read_to_end(&mut answer)?;
-    let split = answer
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or_else(|| std::io::Error::other("no end of headers"))?;
-    let head = String::from_utf8_lossy(&answer[..split]).into_owned();
-    let mut lines = head.split("\r\n");
-    let status = lines
-        .next()
-        .and_then(|l| l.split(' ').nth(1))
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| std::io::Error::other(format!("bad status line in {head:?}")))?;
-    let headers = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
-        .collect();
-    Ok(HttpResponse {
-        status,
-        headers,
-        body: answer[split + 4..].to_vec(),
-    })
-}
-
-/// A free TCP port on 127.0.0.1 just now.
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
 
 /// One sample of a query's answer: its labels (with `__name__` when the
 /// answer has one) and its value.
@@ -94,13 +33,28 @@ impl Prometheus {
     }
 
     /// Starts Prometheus scraping `target` (`host:port`) at `metrics_path`
-    /// every second, and waits until it is ready. `None`, after printing
-    /// why, when no `prometheus` binary is installed.
-    pub fn start(target: &str, metrics_path: &str) -> Option<Prometheus> {
-        let Some(binary) = Prometheus::binary() else {
-            eprintln!("skipped: no prometheus binary on PATH or at /usr/bin/prometheus");
-            return None;
-        };
+    /// every second, and waits until it is ready.
+    pub fn start(target: &str, metrics_path: &str) -> Prometheus {
+        Prometheus::launch(
+            &format!(
+                "scrape_configs:\n  - job_name: zibrato\n    scrape_interval: 1s\n    \
+                 scrape_timeout: 1s\n    metrics_path: {metrics_path}\n    \
+                 static_configs:\n      - targets: ['{target}']\n"
+            ),
+            &[],
+        )
+    }
+
+    /// Starts Prometheus with its remote-write receiver on
+    /// (`/api/v1/write`) and nothing to scrape, and waits until it is ready.
+    pub fn start_receiver() -> Prometheus {
+        Prometheus::launch("", &["--web.enable-remote-write-receiver"])
+    }
+
+    fn launch(scrape: &str, flags: &[&str]) -> Prometheus {
+        let binary = Prometheus::binary().unwrap_or_else(|| {
+            panic!("no prometheus binary on PATH or at /usr/bin/prometheus: scripts/test installs it (apt-get install prometheus)")
+        });
         static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let dir = std::env::temp_dir().join(format!(
             "zibrato-prometheus-{}-{}",
@@ -111,15 +65,10 @@ impl Prometheus {
         let config = dir.join("prometheus.yml");
         std::fs::write(
             &config,
-            format!(
-                "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
-                 scrape_configs:\n  - job_name: zibrato\n    scrape_interval: 1s\n    \
-                 scrape_timeout: 1s\n    metrics_path: {metrics_path}\n    \
-                 static_configs:\n      - targets: ['{target}']\n"
-            ),
+            format!("global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n{scrape}"),
         )
         .expect("write the config");
-        let address = format!("127.0.0.1:{}", free_port());
+        let address = format!("127.0.0.1:{}", crate::free_port_pair());
         let child = Command::new(binary)
             .arg(format!("--config.file={}", config.display()))
             .arg(format!(
@@ -127,6 +76,7 @@ impl Prometheus {
                 dir.join("data").display()
             ))
             .arg(format!("--web.listen-address={address}"))
+            .args(flags)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(dir.join("log")).expect("a log file"))
@@ -138,7 +88,7 @@ impl Prometheus {
             dir,
         };
         let end = Instant::now() + DEADLINE;
-        while !matches!(http_get(&prometheus.address, "/-/ready", &[]), Ok(r) if r.status == 200) {
+        while !matches!(http::get(&prometheus.address, "/-/ready"), Ok(r) if r.status == 200) {
             assert!(
                 Instant::now() < end,
                 "prometheus not ready within {DEADLINE:?}: {}",
@@ -146,7 +96,17 @@ impl Prometheus {
             );
             std::thread::sleep(Duration::from_millis(100));
         }
-        Some(prometheus)
+        prometheus
+    }
+
+    /// Its address (`host:port`).
+    pub fn address(&self) -> &str {
+        &self.address
+    }
+
+    /// Its remote-write URL (for [`Prometheus::start_receiver`]).
+    pub fn write_url(&self) -> String {
+        format!("http://{}/api/v1/write", self.address)
     }
 
     /// What Prometheus logged so far.
@@ -156,8 +116,8 @@ impl Prometheus {
 
     /// The answer to an instant query of `expr` (a vector or a scalar).
     pub fn query(&self, expr: &str) -> Vec<QuerySample> {
-        let path = format!("/api/v1/query?query={}", percent_encode(expr));
-        let response = http_get(&self.address, &path, &[]).expect("query prometheus");
+        let path = format!("/api/v1/query?query={}", query_escape(expr));
+        let response = http::get(&self.address, &path).expect("query prometheus");
         let json: serde_json::Value =
             serde_json::from_slice(&response.body).expect("a JSON answer");
         assert_eq!(json["status"], "success", "query {expr:?}: {json}");
@@ -211,18 +171,4 @@ impl Drop for Prometheus {
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
-}
-
-/// `text` with every byte but the unreserved ones percent-encoded, for a
-/// query string.
-fn percent_encode(text: &str) -> String {
-    text.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
 }

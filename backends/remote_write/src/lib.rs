@@ -1,0 +1,5 @@
+//! Prometheus remote write.
+#![warn(missing_docs)]
+
+pub mod settings;
+pub mod wire;
