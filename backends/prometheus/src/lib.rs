@@ -62,9 +62,17 @@ impl Backend for PrometheusBackend {
     }
 
     fn post(&mut self, m: &Measurement<'_>) -> Result<(), BackendError> {
-        // Drops are counted by the store and reported at the flush.
-        let _: Recorded = self.store.record(m);
-        Ok(())
+        // A refusal is the host's to count, as every backend's is.
+        match self.store.record(m) {
+            Recorded::Added => Ok(()),
+            Recorded::Dropped if !m.value.is_finite() => {
+                Err(BackendError::new("not a finite number: measurement dropped"))
+            }
+            Recorded::Dropped => Err(BackendError::new(format_args!(
+                "max_series ({}) reached: measurement of a new series dropped",
+                self.settings.store.max_series
+            ))),
+        }
     }
 
     fn flush(&mut self, now: i64) -> Result<FlushReport, BackendError> {
@@ -107,16 +115,11 @@ impl PrometheusBackend {
                 "{left_out} series left off the page: their family name is another kind's"
             ));
         }
-        let dropped = self.store.take_dropped();
-        if dropped > 0 {
-            self.logger.warn(format_args!(
-                "dropped {dropped} measurements: past max_series ({}) or not a finite number",
-                self.settings.store.max_series
-            ));
-        }
+        // `post` refused them, and the host counted them there.
+        self.store.take_dropped();
         Ok(FlushReport {
             flushed: self.store.len() as u64,
-            dropped,
+            dropped: 0,
             pending: 0,
         })
     }
@@ -209,13 +212,17 @@ mod tests {
     }
 
     #[test]
-    fn drops_past_max_series_are_reported_at_the_flush() {
+    fn measurements_past_max_series_or_not_finite_are_refused_by_post() {
         let mut b = backend::<PrometheusBackend>(r#"{"max_series":1}"#).unwrap();
         b.post(&counter("a", 1.0)).unwrap();
-        b.post(&counter("b", 1.0)).unwrap();
-        b.post(&counter("c", 1.0)).unwrap();
+        b.post(&counter("a", 2.0)).unwrap();
+        let e = b.post(&counter("b", 1.0)).unwrap_err().to_string();
+        assert!(e.contains("max_series (1)"), "{e}");
+        let e = b.post(&counter("a", f64::NAN)).unwrap_err().to_string();
+        assert!(e.contains("finite"), "{e}");
         let report = b.flush_at(1_000).unwrap();
-        assert_eq!((report.flushed, report.dropped), (1, 2));
+        assert_eq!((report.flushed, report.dropped), (1, 0));
+        assert!(b.render().0.ends_with(b"a_total{level=\"info\"} 3\n"));
     }
 
     #[test]
