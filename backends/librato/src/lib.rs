@@ -2,26 +2,31 @@
 // source files, for reading it on its own; this target comes first, so that
 // in rustdoc the link goes to the item instead.
 //! [`Secret`]: settings::Secret
+//! [`zibrato-push`]: zibrato_push
 #![doc = include_str!("../README.md")]
 #![warn(missing_docs)]
 
 mod api;
 mod payload;
-mod retry;
-mod sender;
 mod settings;
 
 pub use settings::{Seconds, Secret, Settings, Timers, MAX_PERCENTILES};
 
-use api::{Api, Outcome};
+use api::Api;
 use payload::{Gauge, Naming, Rollup};
-use sender::{Sender, SenderConfig};
 use settings::{check_percentiles, MAX_BATCH_SIZE, TOKEN_ENV, USER_ENV};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use zibrato_backend_api::aggregate::SeriesCapReached;
 use zibrato_backend_api::settings::SettingError;
 use zibrato_backend_api::Measurement;
 use zibrato_backend_api::{Aggregator, Backend, BackendError, FlushReport, Kind, Logger};
+use zibrato_push::{Outcome, Report, SenderConfig};
+
+/// The sender thread, posting through the API.
+type Sender = zibrato_push::Sender<Api>;
+
+/// The name of the sender thread.
+const SENDER_THREAD: &str = "librato-sender";
 
 /// The backend: an [`Aggregator`] whose snapshots become batches for the
 /// sender thread.
@@ -44,7 +49,7 @@ pub struct LibratoBackend {
     sender: Option<Sender>,
     /// Delivered and dropped counts of a sender thread that stopped, for the
     /// next report.
-    carried: sender::Report,
+    carried: Report,
 }
 
 /// A setting's value, else the environment variable's, if either is set and
@@ -114,7 +119,7 @@ impl Backend for LibratoBackend {
             batch_size: settings.batch_size,
             max_pending: settings.max_pending,
             sender: None,
-            carried: sender::Report::default(),
+            carried: Report::default(),
         })
     }
 
@@ -128,7 +133,7 @@ impl Backend for LibratoBackend {
                 ));
             }
             Outcome::Refused { status, why } => {
-                let what = match status.as_u16() {
+                let what = match status {
                     401 | 403 => format!("rejected the credentials of {}", self.api.username()),
                     _ => "refused a credentials check".to_string(),
                 };
@@ -191,7 +196,7 @@ impl Backend for LibratoBackend {
         let carried = std::mem::take(&mut self.carried);
         let report = match self.sender.take() {
             Some(sender) => sender.close(self.api.timeout()),
-            None => sender::Report::default(),
+            None => Report::default(),
         };
         let delivered = report.delivered + carried.delivered;
         let dropped = report.dropped + carried.dropped;
@@ -220,10 +225,7 @@ impl LibratoBackend {
             }
         }
         if self.sender.is_none() {
-            let config = SenderConfig {
-                max_pending: self.max_pending,
-                max_age: self.max_age,
-            };
+            let config = self.sender_config();
             let sender =
                 Sender::start(self.api.clone(), config, self.logger.clone()).map_err(|e| {
                     BackendError::new(format_args!("cannot start the sender thread: {e}"))
@@ -233,6 +235,16 @@ impl LibratoBackend {
         self.sender
             .as_ref()
             .ok_or_else(|| BackendError::new("the sender thread is missing"))
+    }
+
+    /// How the sender thread runs.
+    fn sender_config(&self) -> SenderConfig {
+        SenderConfig {
+            thread_name: SENDER_THREAD.into(),
+            items: "measurements",
+            max_pending: self.max_pending,
+            max_age: self.max_age,
+        }
     }
 
     /// Checks `gauges` and queues them in batches; returns how many were
@@ -500,12 +512,8 @@ mod tests {
             measure_time: unix_now(),
             value: Value::Plain { value: 1.0 },
         };
-        let config = SenderConfig {
-            max_pending: 100,
-            max_age: Duration::from_secs(60),
-        };
-        let dead = Sender::dead_for_test(
-            config,
+        let dead = Sender::stopped_holding(
+            backend.sender_config(),
             backend.logger.clone(),
             vec![vec![gauge.clone(); 3], vec![gauge; 4]],
             2,

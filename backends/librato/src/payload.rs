@@ -391,6 +391,13 @@ pub fn is_too_old(measure_time: i64, now: i64, max_age_secs: i64) -> bool {
     now.saturating_sub(measure_time) > max_age_secs
 }
 
+/// What lets the sender thread drop a gauge grown too old while it waited.
+impl zibrato_push::Timed for Gauge {
+    fn is_too_old(&self, cutoff: &zibrato_push::Cutoff) -> bool {
+        cutoff.too_old_secs(self.measure_time)
+    }
+}
+
 /// Cuts `gauges` into batches of at most `size`.
 pub fn batches(mut gauges: Vec<Gauge>, size: usize) -> Vec<Vec<Gauge>> {
     let size = size.max(1);

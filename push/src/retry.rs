@@ -1,4 +1,4 @@
-//! When to try again: exponential backoff with jitter, and the API's own
+//! When to try again: exponential backoff with jitter, and the server's own
 //! `Retry-After`.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
