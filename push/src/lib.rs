@@ -11,12 +11,14 @@ mod batch;
 #[cfg(feature = "http")]
 pub mod http;
 mod outcome;
+mod pusher;
 mod retry;
 mod sender;
 mod transport;
 
 pub use batch::{Batch, Cutoff, Timed};
 pub use outcome::Outcome;
+pub use pusher::Pusher;
 pub use retry::{parse_retry_after, Backoff, FIRST_DELAY, MAX_DELAY, MAX_RETRY_AFTER};
 pub use sender::{Report, Sender, SenderConfig};
 pub use transport::Transport;

@@ -68,27 +68,11 @@ fn now() -> i64 {
 
 /// The counts in the worker's last `librato: received …` line.
 fn counts_in(lines: &[String]) -> BTreeMap<String, u64> {
-    let Some(line) = lines
-        .iter()
-        .rev()
-        .find(|l| l.contains("librato: received "))
-    else {
-        return BTreeMap::new();
-    };
-    let words: Vec<&str> = line
-        .split("librato: ")
-        .nth(1)
-        .unwrap_or("")
-        .split(' ')
-        .collect();
-    words
-        .chunks(2)
-        .filter_map(|pair| Some((pair[0].to_string(), pair.get(1)?.parse().ok()?)))
-        .collect()
+    zibrato_testkit::backend_counts(lines, "librato")
 }
 
 fn count_of(lines: &[String], key: &str) -> u64 {
-    counts_in(lines).get(key).copied().unwrap_or(0)
+    zibrato_testkit::backend_count(lines, "librato", key)
 }
 
 /// Waits until one line the worker logged holds every one of `parts`.

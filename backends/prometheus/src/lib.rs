@@ -65,9 +65,9 @@ impl Backend for PrometheusBackend {
         // A refusal is the host's to count, as every backend's is.
         match self.store.record(m) {
             Recorded::Added => Ok(()),
-            Recorded::Dropped if !m.value.is_finite() => {
-                Err(BackendError::new("not a finite number: measurement dropped"))
-            }
+            Recorded::Dropped if !m.value.is_finite() => Err(BackendError::new(
+                "not a finite number: measurement dropped",
+            )),
             Recorded::Dropped => Err(BackendError::new(format_args!(
                 "max_series ({}) reached: measurement of a new series dropped",
                 self.settings.store.max_series

@@ -462,6 +462,35 @@ impl std::ops::DerefMut for Worker {
     }
 }
 
+/// A backend's counts as the worker last logged them
+/// (`librato: received 12 malformed 0 posted 12 flushed 10 failed 0 dropped 2`):
+/// each total so far, by name; empty before the first such line.
+pub fn backend_counts(lines: &[String], backend: &str) -> std::collections::BTreeMap<String, u64> {
+    let marker = format!("{backend}: received ");
+    let Some(line) = lines.iter().rev().find(|l| l.contains(&marker)) else {
+        return Default::default();
+    };
+    let words: Vec<&str> = line
+        .split(&format!("{backend}: "))
+        .nth(1)
+        .unwrap_or("")
+        .split(' ')
+        .collect();
+    words
+        .chunks(2)
+        .filter_map(|pair| Some((pair[0].to_string(), pair.get(1)?.parse().ok()?)))
+        .collect()
+}
+
+/// One of a backend's counts (`flushed`, `dropped`) as the worker last
+/// logged it ([`backend_counts`]); 0 before the first such line.
+pub fn backend_count(lines: &[String], backend: &str, count: &str) -> u64 {
+    backend_counts(lines, backend)
+        .get(count)
+        .copied()
+        .unwrap_or(0)
+}
+
 /// The sum of one of the counts (`posted`, `malformed`, `dropped`) over the
 /// lines a worker logs at debug level as each backend takes frames
 /// (`stdout: took 3 frames: posted 3 malformed 0 dropped 0`).

@@ -15,11 +15,9 @@
 //! What breaks a rule is answered 400 with the reason in the body, as a
 //! receiver does; what passes is answered 204 and kept.
 
-#![allow(dead_code)]
-
 use std::collections::BTreeMap;
 use zibrato_remote_write::wire::{self, WriteRequest};
-pub use zibrato_testkit::http_server::{Fault, Reply, Request, Seen, Server};
+pub use zibrato_testkit::http_server::{Fault, Reply, Request, Server};
 
 /// A series' labels, `__name__` among them, sorted.
 pub type Labels = Vec<(String, String)>;
@@ -36,26 +34,14 @@ pub struct Stored {
 }
 
 impl Stored {
-    /// The samples of the series whose labels are `labels` (any order).
-    pub fn samples(&self, labels: &[(&str, &str)]) -> Vec<(i64, f64)> {
-        let mut key: Labels = labels
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        key.sort();
-        self.series.get(&key).cloned().unwrap_or_default()
-    }
-
     /// The series of metric `name`.
-    pub fn named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = (&'a Labels, &'a Vec<(i64, f64)>)> {
+    pub fn named<'a>(
+        &'a self,
+        name: &'a str,
+    ) -> impl Iterator<Item = (&'a Labels, &'a Vec<(i64, f64)>)> {
         self.series
             .iter()
             .filter(move |(labels, _)| labels.iter().any(|(k, v)| k == "__name__" && v == name))
-    }
-
-    /// All samples taken.
-    pub fn total_samples(&self) -> usize {
-        self.requests.iter().sum()
     }
 }
 
@@ -155,7 +141,9 @@ fn check(request: &Request, authorization: Option<&str>) -> Result<WriteRequest,
             }
             let legal = |s: &str, colon: bool| {
                 let mut chars = s.chars();
-                chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || (colon && c == ':'))
+                chars
+                    .next()
+                    .is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || (colon && c == ':'))
                     && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || (colon && c == ':'))
             };
             if !legal(&label.name, false) {
@@ -168,7 +156,11 @@ fn check(request: &Request, authorization: Option<&str>) -> Result<WriteRequest,
         if series.samples.is_empty() {
             return bad("a series without samples");
         }
-        if series.samples.windows(2).any(|w| w[0].timestamp > w[1].timestamp) {
+        if series
+            .samples
+            .windows(2)
+            .any(|w| w[0].timestamp > w[1].timestamp)
+        {
             return bad("samples out of order");
         }
     }
