@@ -1,11 +1,13 @@
 //! The sender thread against an in-process transport that records every call
 //! and answers as each test tells it.
 
+use abi_stable::std_types::RStr;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use zibrato_backend_api::testing::discard_logger;
+use zibrato_backend_api::{LogLevel, Logger};
 use zibrato_push::{Cutoff, Outcome, Report, Sender, SenderConfig, Timed, Transport, FIRST_DELAY};
 
 /// How long a test waits for what should happen at once.
@@ -412,4 +414,128 @@ fn dropping_the_sender_stops_its_thread() {
     drop(sender);
     assert!(script.transport_dropped.load(Ordering::SeqCst));
     assert_eq!(script.calls().len(), 1);
+}
+
+/// Every message logged through [`capturing`] loggers: (backend, level,
+/// message).
+static LOGGED: Mutex<Vec<(String, LogLevel, String)>> = Mutex::new(Vec::new());
+
+extern "C" fn capture(backend: RStr<'_>, level: LogLevel, message: RStr<'_>) {
+    LOGGED.lock().unwrap_or_else(|e| e.into_inner()).push((
+        backend.to_string(),
+        level,
+        message.to_string(),
+    ));
+}
+
+/// A logger keeping what it is given, under `name` (one per test).
+fn capturing(name: &str) -> Logger {
+    Logger::new(name, capture)
+}
+
+/// What was logged under `name`, in order.
+fn logged(name: &str) -> Vec<(LogLevel, String)> {
+    LOGGED
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .filter(|(backend, ..)| backend == name)
+        .map(|(_, level, message)| (*level, message.clone()))
+        .collect()
+}
+
+fn start_logging(script: &Arc<Script>, config: SenderConfig, name: &str) -> Sender<Recorder> {
+    let transport = Recorder {
+        script: Arc::clone(script),
+        timeout: Duration::from_secs(60),
+    };
+    Sender::start(transport, config, capturing(name)).unwrap()
+}
+
+#[test]
+fn the_full_buffer_is_logged_with_what_it_dropped() {
+    let name = "full";
+    let script = Script::new(vec![Answer::Hang]);
+    let sender = start_logging(&script, config(4, Duration::from_secs(3600)), name);
+    sender.send(vec![batch(0..2)]);
+    script.wait_calls(1);
+    // 2 in flight, 4 more: both new batches go to stay within 4.
+    assert_eq!(sender.send(vec![batch(2..3), batch(3..6)]), 4);
+    script.release();
+    assert_eq!(
+        logged(name),
+        vec![(
+            LogLevel::Warn,
+            "retry buffer full (max_pending 4): dropped the 4 oldest items".into()
+        )]
+    );
+}
+
+#[test]
+fn retries_and_refusals_are_logged_with_the_target_and_the_failures_in_a_row() {
+    let name = "retries";
+    let script = Script::new(vec![
+        retry(None),
+        Answer::With(Outcome::Refused {
+            status: 400,
+            why: "HTTP 400 Bad Request: no".into(),
+        }),
+        retry(None),
+    ]);
+    let sender = start_logging(&script, config(1000, Duration::from_secs(3600)), name);
+    sender.send(vec![batch(0..2), batch(2..5)]);
+    reports_until(&sender, |r| r.delivered == 3);
+    let lines = logged(name);
+    let failures: Vec<&str> = lines
+        .iter()
+        .map(|(_, m)| m.as_str())
+        .filter(|m| m.starts_with("posting "))
+        .collect();
+    assert_eq!(failures.len(), 2, "{lines:?}");
+    assert!(
+        failures[0].starts_with(
+            "posting 2 items to test://endpoint failed (HTTP 503 Service Unavailable); kept, retrying in "
+        ) && failures[0].ends_with("(1 failures in a row)"),
+        "{failures:?}"
+    );
+    // The refusal in between was an answer: the backoff starts again.
+    assert!(
+        failures[1].starts_with("posting 3 items")
+            && failures[1].ends_with("(1 failures in a row)"),
+        "{failures:?}"
+    );
+    assert!(
+        lines.contains(&(
+            LogLevel::Error,
+            "test://endpoint refused 2 items, dropped: HTTP 400 Bad Request: no".into()
+        )),
+        "{lines:?}"
+    );
+}
+
+#[test]
+fn closing_with_too_little_time_left_for_an_attempt_makes_none() {
+    let name = "short-close";
+    let script = Script::new(vec![retry(Some(Duration::from_secs(3600)))]);
+    let sender = start_logging(&script, config(1000, Duration::from_secs(3600)), name);
+    sender.send(vec![batch(0..2)]);
+    script.wait_calls(1);
+    let report = sender.close(Duration::from_millis(50));
+    assert_eq!(
+        report,
+        Report {
+            delivered: 0,
+            dropped: 2,
+            pending: 0
+        }
+    );
+    assert_eq!(script.calls().len(), 1, "no attempt cut short at once");
+    assert!(
+        logged(name).contains(&(
+            LogLevel::Error,
+            "stopping with 2 items not delivered to test://endpoint".into()
+        )),
+        "{:?}",
+        logged(name)
+    );
 }
