@@ -53,6 +53,17 @@ impl<T: Transport + Clone> Pusher<T> {
         }
     }
 
+    /// How its threads run.
+    pub fn config(&self) -> &SenderConfig {
+        &self.config
+    }
+
+    /// Whether a thread is running now (one that stopped is started again
+    /// by the next call that needs it).
+    pub fn is_running(&self) -> bool {
+        self.sender.as_ref().is_some_and(|s| !s.is_stopped())
+    }
+
     /// The transport it clones for each thread.
     pub fn transport(&self) -> &T {
         &self.transport

@@ -20,10 +20,10 @@ use zibrato_backend_api::aggregate::SeriesCapReached;
 use zibrato_backend_api::settings::SettingError;
 use zibrato_backend_api::Measurement;
 use zibrato_backend_api::{Aggregator, Backend, BackendError, FlushReport, Kind, Logger};
-use zibrato_push::{Outcome, Report, SenderConfig};
+use zibrato_push::{Outcome, SenderConfig};
 
-/// The sender thread, posting through the API.
-type Sender = zibrato_push::Sender<Api>;
+/// The sender thread, posting through the API, looked after.
+type Pusher = zibrato_push::Pusher<Api>;
 
 /// The name of the sender thread.
 const SENDER_THREAD: &str = "librato-sender";
@@ -45,11 +45,7 @@ pub struct LibratoBackend {
     last_rollup: i64,
     max_age: Duration,
     batch_size: usize,
-    max_pending: usize,
-    sender: Option<Sender>,
-    /// Delivered and dropped counts of a sender thread that stopped, for the
-    /// next report.
-    carried: Report,
+    pusher: Pusher,
 }
 
 /// A setting's value, else the environment variable's, if either is set and
@@ -105,6 +101,11 @@ impl Backend for LibratoBackend {
         let percentiles = check_percentiles(&settings.percentiles)
             .map_err(|why| SettingError::new("percentiles", why))?;
         let api = Api::new(&settings.api_url, username, token, settings.timeout.get())?;
+        let pusher = Pusher::new(
+            api.clone(),
+            sender_config(settings.max_pending, max_age),
+            logger.clone(),
+        );
         Ok(LibratoBackend {
             logger,
             api,
@@ -117,9 +118,7 @@ impl Backend for LibratoBackend {
             last_rollup: i64::MIN,
             max_age,
             batch_size: settings.batch_size,
-            max_pending: settings.max_pending,
-            sender: None,
-            carried: Report::default(),
+            pusher,
         })
     }
 
@@ -148,8 +147,7 @@ impl Backend for LibratoBackend {
                 ));
             }
         }
-        self.sender()?;
-        Ok(())
+        self.pusher.start()
     }
 
     fn post(&mut self, m: &Measurement<'_>) -> Result<(), BackendError> {
@@ -175,11 +173,10 @@ impl Backend for LibratoBackend {
         gauges.extend(payload::readings(&snapshot.gauges, &self.naming));
         gauges.append(&mut self.raw);
         let dropped = self.queue(gauges, now)?;
-        let report = self.sender()?.report();
-        let carried = std::mem::take(&mut self.carried);
+        let report = self.pusher.report()?;
         Ok(FlushReport {
-            flushed: report.delivered + carried.delivered,
-            dropped: dropped + report.dropped + carried.dropped,
+            flushed: report.delivered,
+            dropped: dropped + report.dropped,
             pending: report.pending + self.rollup.len() as u64,
         })
     }
@@ -193,60 +190,22 @@ impl Backend for LibratoBackend {
             let gauges = self.rollup.drain(time);
             self.queue(gauges, now)?;
         }
-        let carried = std::mem::take(&mut self.carried);
-        let report = match self.sender.take() {
-            Some(sender) => sender.close(self.api.timeout()),
-            None => Report::default(),
-        };
-        let delivered = report.delivered + carried.delivered;
-        let dropped = report.dropped + carried.dropped;
-        if delivered > 0 || dropped > 0 {
-            self.logger.info(format_args!(
-                "closing: delivered {delivered} more, dropped {dropped}"
-            ));
-        }
+        self.pusher.close();
         Ok(())
     }
 }
 
+/// How the sender thread runs.
+fn sender_config(max_pending: usize, max_age: Duration) -> SenderConfig {
+    SenderConfig {
+        thread_name: SENDER_THREAD.into(),
+        items: "measurements",
+        max_pending,
+        max_age,
+    }
+}
+
 impl LibratoBackend {
-    /// The sender thread, started on first use.
-    fn sender(&mut self) -> Result<&Sender, BackendError> {
-        if self.sender.as_ref().is_some_and(Sender::is_stopped) {
-            if let Some(old) = self.sender.take() {
-                // What it held is lost with it: count it as dropped.
-                let last = old.abandon();
-                self.carried.delivered += last.delivered;
-                self.carried.dropped += last.dropped;
-                self.logger.error(format_args!(
-                    "the sender thread stopped; starting it again ({} measurements it held were dropped)",
-                    last.pending
-                ));
-            }
-        }
-        if self.sender.is_none() {
-            let config = self.sender_config();
-            let sender =
-                Sender::start(self.api.clone(), config, self.logger.clone()).map_err(|e| {
-                    BackendError::new(format_args!("cannot start the sender thread: {e}"))
-                })?;
-            self.sender = Some(sender);
-        }
-        self.sender
-            .as_ref()
-            .ok_or_else(|| BackendError::new("the sender thread is missing"))
-    }
-
-    /// How the sender thread runs.
-    fn sender_config(&self) -> SenderConfig {
-        SenderConfig {
-            thread_name: SENDER_THREAD.into(),
-            items: "measurements",
-            max_pending: self.max_pending,
-            max_age: self.max_age,
-        }
-    }
-
     /// Checks `gauges` and queues them in batches; returns how many were
     /// dropped on the way.
     fn queue(&mut self, mut gauges: Vec<Gauge>, now: i64) -> Result<u64, BackendError> {
@@ -275,7 +234,7 @@ impl LibratoBackend {
             ));
         }
         let batches = payload::batches(gauges, self.batch_size);
-        let capped = self.sender()?.send(batches);
+        let capped = self.pusher.send(batches)?;
         Ok(refused.too_old + refused.unsendable + capped)
     }
 }
@@ -512,22 +471,24 @@ mod tests {
             measure_time: unix_now(),
             value: Value::Plain { value: 1.0 },
         };
-        let dead = Sender::stopped_holding(
-            backend.sender_config(),
+        let config = backend.pusher.config().clone();
+        let dead = zibrato_push::Sender::stopped_holding(
+            config.clone(),
             backend.logger.clone(),
             vec![vec![gauge.clone(); 3], vec![gauge; 4]],
             2,
             5,
         );
         assert!(dead.is_stopped());
-        backend.sender = Some(dead);
+        backend.pusher =
+            Pusher::with_sender(backend.api.clone(), config, backend.logger.clone(), dead);
         let report = backend.flush(unix_now()).unwrap();
         assert_eq!(
             (report.flushed, report.dropped, report.pending),
             (5, 3 + 4 + 2, 0),
             "{report:?}"
         );
-        assert!(!backend.sender.as_ref().unwrap().is_stopped());
+        assert!(backend.pusher.is_running());
         let report = backend.flush(unix_now()).unwrap();
         assert_eq!((report.flushed, report.dropped), (0, 0), "{report:?}");
     }
