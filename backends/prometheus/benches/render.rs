@@ -200,8 +200,11 @@ fn build() -> (Store, Registry) {
     (store, registry)
 }
 
-/// Each sample of an exposition page as name, labels sorted and value, sorted.
-fn samples(page: &str) -> Vec<(String, Vec<(String, String)>, f64)> {
+/// A sample line: its name, its labels sorted, its value.
+type Sample = (String, Vec<(String, String)>, f64);
+
+/// Each sample of an exposition page, sorted.
+fn samples(page: &str) -> Vec<Sample> {
     let mut samples: Vec<_> = page
         .lines()
         .filter(|line| !line.is_empty() && !line.starts_with('#'))
