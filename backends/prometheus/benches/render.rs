@@ -26,7 +26,11 @@
 //!
 //! Each side renders into one buffer, cleared before each page; "both
 //! formats, as at flush" is what the backend does at a flush: both pages,
-//! each into a new 64 KiB buffer that grows.
+//! each into a new 64 KiB buffer that grows. Before criterion's
+//! measurements, which take one side after the other, the three pages are
+//! also rendered in turn for 11 rounds and their median times printed
+//! (`alternating, ...`): on a machine whose load varies, those ratios hold
+//! better.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use prometheus_client::encoding::text::encode;
@@ -37,7 +41,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Registry, Unit};
 use std::hint::black_box;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use zibrato_backend_api::testing::{counter, gauge, timer};
 use zibrato_prometheus::{render, Format};
 use zibrato_prometheus_series::store::DEFAULT_BUCKETS;
@@ -262,9 +266,65 @@ fn check(store: &Store, registry: &Registry) {
     );
 }
 
+/// The three pages rendered in turn, round after round, so that a load
+/// that comes and goes on the machine weighs on each side alike: the median
+/// and the fastest of each, and their ratios to prometheus-client's.
+fn alternating(store: &Store, registry: &Registry) {
+    const ROUNDS: usize = 11;
+    let mut bytes = Vec::new();
+    let mut text = String::new();
+    let mut times = [[Duration::ZERO; ROUNDS]; 3];
+    for round in 0..ROUNDS {
+        for (side, times) in times.iter_mut().enumerate() {
+            let start = Instant::now();
+            match side {
+                0 => {
+                    bytes.clear();
+                    render(store, Format::Text, &mut bytes);
+                }
+                1 => {
+                    bytes.clear();
+                    render(store, Format::OpenMetrics, &mut bytes);
+                }
+                _ => {
+                    text.clear();
+                    encode(&mut text, registry).expect("prometheus-client encodes");
+                }
+            }
+            times[round] = start.elapsed();
+            black_box((bytes.len(), text.len()));
+        }
+    }
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    let stats: Vec<(f64, f64)> = times
+        .iter_mut()
+        .map(|t| {
+            t.sort();
+            (ms(t[ROUNDS / 2]), ms(t[0]))
+        })
+        .collect();
+    let (official, official_min) = stats[2];
+    for (name, (median, min)) in [
+        "zibrato text 0.0.4",
+        "zibrato openmetrics",
+        "prometheus-client",
+    ]
+    .iter()
+    .zip(&stats)
+    {
+        eprintln!(
+            "alternating, {ROUNDS} rounds: {name:<20} median {median:6.1} ms ({:.2}x prometheus-client), \
+             fastest {min:6.1} ms ({:.2}x)",
+            median / official,
+            min / official_min,
+        );
+    }
+}
+
 fn page(c: &mut Criterion) {
     let (store, registry) = build();
     check(&store, &registry);
+    alternating(&store, &registry);
 
     let mut group = c.benchmark_group(format!("scrape page of {SERIES} series"));
     group.throughput(Throughput::Elements(SERIES as u64));
