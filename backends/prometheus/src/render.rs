@@ -14,7 +14,7 @@
 
 use std::io::Write;
 use zibrato_backend_api::Kind;
-use zibrato_prometheus_series::{SeriesRef, Store};
+use zibrato_prometheus_series::{SeriesRef, Store, Value};
 
 /// An exposition format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,60 +38,216 @@ impl Format {
 /// Renders every series of `store` in `format` into `out`; returns how many
 /// series were left out for a family name taken by another kind.
 pub fn render(store: &Store, format: Format, out: &mut Vec<u8>) -> usize {
-    let mut series: Vec<SeriesRef<'_>> = store.series().collect();
-    series.sort_unstable_by(|a, b| (a.family, a.kind, a.labels).cmp(&(b.family, b.kind, b.labels)));
-    render_sorted(&series, format, out)
+    let mut series: Vec<SeriesRef<'_>> = Vec::with_capacity(store.len());
+    series.extend(store.series());
+    let page = Page::of(&series);
+    page.write(&series, format, out)
 }
 
-/// [`render`] for series sorted by family, kind and labels.
-fn render_sorted(series: &[SeriesRef<'_>], format: Format, out: &mut Vec<u8>) -> usize {
-    let mut left_out = 0;
-    let mut last: Option<(&str, Kind)> = None;
-    let mut numbers = ryu::Buffer::new();
-    for s in series {
-        match last {
-            Some((family, kind)) if family == s.family && kind == s.kind => {}
-            Some((family, _)) if family == s.family => {
-                left_out += 1;
-                continue;
+/// Where a series goes on the page: its family's rank among the page's
+/// family names, its kind, then its labels (as a key of [`push_key`] in a
+/// buffer of all of them).
+struct Place {
+    family: u32,
+    kind: Kind,
+    key: (usize, usize),
+    series: u32,
+}
+
+/// The page's series in order, and what their samples share.
+///
+/// A series' family name and labels are strings of their own in the store,
+/// scattered in memory: they are read once here, each series' labels
+/// written out twice side by side with every other series', as a sort key
+/// and as the page shows them. Sorting then compares integers and runs of
+/// one buffer, and each sample line copies its series' labels in one piece.
+struct Page<'a> {
+    places: Vec<Place>,
+    /// The family names, by rank.
+    families: Vec<&'a str>,
+    /// Each series' labels as written in its samples (`k="v",k2="v2"`), by
+    /// series.
+    labels: Vec<u8>,
+    label_spans: Vec<(usize, usize)>,
+}
+
+impl<'a> Page<'a> {
+    fn of(series: &[SeriesRef<'a>]) -> Page<'a> {
+        // Family names ranked once, so that series are ordered by two
+        // integers before any of their labels are compared.
+        let mut ids: std::collections::HashMap<&'a str, u32> = std::collections::HashMap::new();
+        let mut keys = Vec::with_capacity(series.len() * 64);
+        let mut labels = Vec::with_capacity(series.len() * 64);
+        let mut label_spans = Vec::with_capacity(series.len());
+        let mut places: Vec<Place> = series
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let next = ids.len() as u32;
+                let family = *ids.entry(s.family).or_insert(next);
+                let key = keys.len();
+                let shown = labels.len();
+                for (n, (name, value)) in s.labels.iter().enumerate() {
+                    push_key(&mut keys, name);
+                    push_key(&mut keys, value);
+                    if n > 0 {
+                        labels.push(b',');
+                    }
+                    labels.extend_from_slice(name.as_bytes());
+                    labels.extend_from_slice(b"=\"");
+                    escape(&mut labels, value);
+                    labels.push(b'"');
+                }
+                label_spans.push((shown, labels.len()));
+                Place {
+                    family,
+                    kind: s.kind,
+                    key: (key, keys.len()),
+                    series: i as u32,
+                }
+            })
+            .collect();
+        let mut names: Vec<(&'a str, u32)> = ids.into_iter().collect();
+        names.sort_unstable();
+        let families = names.iter().map(|&(name, _)| name).collect();
+        let mut rank = vec![0; names.len()];
+        for (r, &(_, id)) in names.iter().enumerate() {
+            rank[id as usize] = r as u32;
+        }
+        for place in &mut places {
+            place.family = rank[place.family as usize];
+        }
+        places.sort_unstable_by(|a, b| {
+            (a.family, a.kind)
+                .cmp(&(b.family, b.kind))
+                .then_with(|| keys[a.key.0..a.key.1].cmp(&keys[b.key.0..b.key.1]))
+        });
+        Page {
+            places,
+            families,
+            labels,
+            label_spans,
+        }
+    }
+
+    /// Writes the page of `series` (those it was made of) in `format`;
+    /// returns how many were left out.
+    fn write(&self, series: &[SeriesRef<'_>], format: Format, out: &mut Vec<u8>) -> usize {
+        let mut left_out = 0;
+        let mut last: Option<(u32, Kind)> = None;
+        let mut numbers = ryu::Buffer::new();
+        // The `le` or `quantile` values of distributions' samples, written
+        // once for all the series that share them.
+        let mut extras = Extras::default();
+        for place in &self.places {
+            let s = &series[place.series as usize];
+            match last {
+                Some((family, kind)) if family == place.family && kind == place.kind => {}
+                Some((family, _)) if family == place.family => {
+                    left_out += 1;
+                    continue;
+                }
+                _ => {
+                    write_header(out, format, s);
+                    last = Some((place.family, place.kind));
+                }
             }
-            _ => {
-                write_header(out, format, s);
-                last = Some((s.family, s.kind));
+            let (start, end) = self.label_spans[place.series as usize];
+            let labels = &self.labels[start..end];
+            // The same string as `s.family`, read where the family's other
+            // series read it.
+            let name = self.families[place.family as usize].as_bytes();
+            extras.update(s, format, &mut numbers);
+            let mut extra = 0;
+            s.samples(|sample| {
+                out.extend_from_slice(name);
+                out.extend_from_slice(sample.suffix.as_bytes());
+                out.push(b'{');
+                out.extend_from_slice(labels);
+                if let Some((key, _value)) = sample.extra {
+                    debug_assert_eq!(extras.values[extra].to_bits(), _value.to_bits());
+                    out.push(b',');
+                    out.extend_from_slice(key.as_bytes());
+                    out.extend_from_slice(b"=\"");
+                    out.extend_from_slice(extras.get(extra));
+                    out.push(b'"');
+                    extra += 1;
+                }
+                out.extend_from_slice(b"} ");
+                write_number(out, &mut numbers, sample.value);
+                out.push(b'\n');
+            });
+        }
+        if format == Format::OpenMetrics {
+            out.extend_from_slice(b"# EOF\n");
+        }
+        left_out
+    }
+}
+
+/// Appends `text` in an order-preserving form, `0` ending it: `0` and `1`
+/// are escaped as `1 1` and `1 2`, so that a shorter string (its end, `0`)
+/// sorts before any longer one it begins, and one label's end before the
+/// next label of another series.
+fn push_key(key: &mut Vec<u8>, text: &str) {
+    if text.bytes().all(|b| b > 1) {
+        key.extend_from_slice(text.as_bytes());
+    } else {
+        for b in text.bytes() {
+            if b <= 1 {
+                key.extend_from_slice(&[1, b + 1]);
+            } else {
+                key.push(b);
             }
         }
-        s.samples(|sample| {
-            out.extend_from_slice(s.family.as_bytes());
-            out.extend_from_slice(sample.suffix.as_bytes());
-            out.push(b'{');
-            for (i, (key, value)) in s.labels.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                out.extend_from_slice(key.as_bytes());
-                out.extend_from_slice(b"=\"");
-                escape(out, value);
-                out.push(b'"');
-            }
-            if let Some((key, bound)) = sample.extra {
-                out.extend_from_slice(b",");
-                out.extend_from_slice(key.as_bytes());
-                out.extend_from_slice(b"=\"");
-                match format {
-                    Format::Text => write_number(out, &mut numbers, bound),
-                    Format::OpenMetrics => write_canonical(out, &mut numbers, bound),
-                }
-                out.push(b'"');
-            }
-            out.extend_from_slice(b"} ");
-            write_number(out, &mut numbers, sample.value);
-            out.push(b'\n');
-        });
     }
-    if format == Format::OpenMetrics {
-        out.extend_from_slice(b"# EOF\n");
+    key.push(0);
+}
+
+/// The bucket bounds (`+Inf` last) or quantiles of a distribution, as its
+/// samples' `le` or `quantile` values are written.
+#[derive(Default)]
+struct Extras {
+    values: Vec<f64>,
+    text: Vec<u8>,
+    ends: Vec<usize>,
+}
+
+impl Extras {
+    /// Makes them those of `s`, unless they are already.
+    fn update(&mut self, s: &SeriesRef<'_>, format: Format, numbers: &mut ryu::Buffer) {
+        let (values, inf) = match s.value {
+            Value::Histogram { bounds, .. } => (bounds, true),
+            Value::Summary { quantiles, .. } => (quantiles, false),
+            Value::Counter(_) | Value::Gauge(_) => return,
+        };
+        let len = values.len() + usize::from(inf);
+        if self.values.len() == len
+            && self.values[..values.len()] == *values
+            && (!inf || self.values[len - 1] == f64::INFINITY)
+        {
+            return;
+        }
+        self.values.clear();
+        self.values.extend_from_slice(values);
+        if inf {
+            self.values.push(f64::INFINITY);
+        }
+        self.text.clear();
+        self.ends.clear();
+        for &v in &self.values {
+            match format {
+                Format::Text => write_number(&mut self.text, numbers, v),
+                Format::OpenMetrics => write_canonical(&mut self.text, numbers, v),
+            }
+            self.ends.push(self.text.len());
+        }
     }
-    left_out
+
+    fn get(&self, i: usize) -> &[u8] {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        &self.text[start..self.ends[i]]
+    }
 }
 
 fn write_header(out: &mut Vec<u8>, format: Format, s: &SeriesRef<'_>) {
@@ -140,10 +296,29 @@ fn write_number(out: &mut Vec<u8>, buffer: &mut ryu::Buffer, v: f64) {
     } else if v.is_infinite() {
         out.extend_from_slice(if v > 0.0 { b"+Inf" } else { b"-Inf" });
     } else if v.fract() == 0.0 && v.abs() < 9_007_199_254_740_992.0 {
-        let _ = write!(out, "{}", v as i64);
+        write_integer(out, v as i64);
     } else {
         out.extend_from_slice(buffer.format_finite(v).as_bytes());
     }
+}
+
+/// `v` in decimal digits, `-` before a negative one.
+fn write_integer(out: &mut Vec<u8>, v: i64) {
+    if v < 0 {
+        out.push(b'-');
+    }
+    let mut n = v.unsigned_abs();
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[at..]);
 }
 
 /// OpenMetrics' canonical form of `le` and `quantile` values: a float that
@@ -336,5 +511,83 @@ mod tests {
             text.contains("# TYPE a gauge\na{level=\"info\"} 1\n"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn series_of_a_family_follow_the_order_of_their_labels_as_pairs() {
+        // Values and keys whose rendered forms (`k="a b"` beside `k="a"`,
+        // `x1=` beside `x=`) sort otherwise than the pairs do.
+        let mut store = Store::new(Config::default());
+        for labels in [
+            "k=a b",
+            "k=ab",
+            "k=a",
+            "k=a!",
+            "k=A",
+            "k=a;x=1",
+            "k=a;x1=1",
+            "x=1",
+            "x1=1",
+            "k=a;x=1;y=2",
+            "k=b",
+        ] {
+            store.record(&counter("c", 1.0).with_labels(labels));
+            store.record(&counter("c", 1.0).with_labels(labels).with_source("web1"));
+        }
+        store.record(&gauge("b", 1.0).with_labels("k=z"));
+        store.flush(1);
+        let mut expected: Vec<SeriesRef<'_>> = store.series().collect();
+        expected.sort_by(|a, b| (a.family, a.kind, a.labels).cmp(&(b.family, b.kind, b.labels)));
+        let expected: Vec<String> = expected
+            .iter()
+            .map(|s| {
+                let pairs: Vec<String> = s
+                    .labels
+                    .iter()
+                    .map(|(k, v)| format!("{k}=\"{v}\""))
+                    .collect();
+                pairs.join(",")
+            })
+            .collect();
+        let text = page(&store, Format::Text);
+        let shown: Vec<String> = text
+            .lines()
+            .filter(|line| !line.starts_with('#'))
+            .map(|line| line[line.find('{').unwrap() + 1..line.rfind('}').unwrap()].to_owned())
+            .collect();
+        assert_eq!(shown, expected, "{text}");
+        assert!(text.starts_with("# HELP b Zibrato gauge.\n"), "{text}");
+    }
+
+    #[test]
+    fn sort_keys_order_strings_as_the_strings_are_ordered() {
+        let texts = [
+            "", "\0", "\u{1}", "\u{2}", "a", "a\0", "a\u{1}", "a\u{1}b", "a\u{2}", "ab", "b",
+        ];
+        let key = |pairs: &[(&str, &str)]| {
+            let mut key = Vec::new();
+            for (k, v) in pairs {
+                push_key(&mut key, k);
+                push_key(&mut key, v);
+            }
+            key
+        };
+        for a in texts {
+            for b in texts {
+                for c in texts {
+                    let one = [(a, b)];
+                    let two = [(a, c), (b, c)];
+                    let other = [(b, a)];
+                    for (x, y) in [
+                        (&one[..], &two[..]),
+                        (&one, &other),
+                        (&two, &other),
+                        (&two, &two[..1]),
+                    ] {
+                        assert_eq!(key(x).cmp(&key(y)), x.cmp(y), "{x:?} {y:?}");
+                    }
+                }
+            }
+        }
     }
 }
