@@ -20,6 +20,7 @@
 #![warn(missing_docs)]
 
 pub mod names;
+pub mod numbers;
 pub mod store;
 
 pub use store::{Config, Distributions, Recorded, Sample, SeriesRef, Store, Value};

@@ -14,6 +14,7 @@
 
 use std::io::Write;
 use zibrato_backend_api::Kind;
+use zibrato_prometheus_series::numbers::{write_canonical, write_number};
 use zibrato_prometheus_series::{SeriesRef, Store, Value};
 
 /// An exposition format.
@@ -285,49 +286,6 @@ fn escape(out: &mut Vec<u8>, value: &str) {
             b'\n' => out.extend_from_slice(b"\\n"),
             _ => out.push(b),
         }
-    }
-}
-
-/// Integers below 2^53 as integers, infinities as `+Inf` and `-Inf`, any
-/// other value as its shortest round-tripping decimal.
-fn write_number(out: &mut Vec<u8>, buffer: &mut ryu::Buffer, v: f64) {
-    if v.is_nan() {
-        out.extend_from_slice(b"NaN");
-    } else if v.is_infinite() {
-        out.extend_from_slice(if v > 0.0 { b"+Inf" } else { b"-Inf" });
-    } else if v.fract() == 0.0 && v.abs() < 9_007_199_254_740_992.0 {
-        write_integer(out, v as i64);
-    } else {
-        out.extend_from_slice(buffer.format_finite(v).as_bytes());
-    }
-}
-
-/// `v` in decimal digits, `-` before a negative one.
-fn write_integer(out: &mut Vec<u8>, v: i64) {
-    if v < 0 {
-        out.push(b'-');
-    }
-    let mut n = v.unsigned_abs();
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&digits[at..]);
-}
-
-/// OpenMetrics' canonical form of `le` and `quantile` values: a float that
-/// always has a decimal point or exponent (`1.0`, `0.005`, `+Inf`).
-fn write_canonical(out: &mut Vec<u8>, buffer: &mut ryu::Buffer, v: f64) {
-    if v.is_finite() {
-        out.extend_from_slice(buffer.format_finite(v).as_bytes());
-    } else {
-        write_number(out, buffer, v);
     }
 }
 

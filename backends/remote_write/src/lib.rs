@@ -13,6 +13,7 @@ use wire::{Encoder, TimeSeries, WriteRequest};
 use zibrato_backend_api::settings::{Secret, SettingError};
 use zibrato_backend_api::{Backend, BackendError, FlushReport, Logger, Measurement};
 use zibrato_prometheus_series::names::{is_legal_metric_name, label_name};
+use zibrato_prometheus_series::numbers::number_text;
 use zibrato_prometheus_series::store::{check_buckets, Config, Distributions};
 use zibrato_prometheus_series::{Recorded, Store};
 use zibrato_push::http::{Auth, HttpPoster};
@@ -334,7 +335,6 @@ impl RemoteWriteBackend {
         let mut batches = Vec::new();
         let mut batch = Samples::default();
         let mut name = String::new();
-        let mut le = ryu::Buffer::new();
         for series in self.store.series() {
             series.samples(|sample| {
                 name.clear();
@@ -342,7 +342,7 @@ impl RemoteWriteBackend {
                 name.push_str(sample.suffix);
                 let extra = sample
                     .extra
-                    .map(|(label, value)| (label, number_text(&mut le, value)));
+                    .map(|(label, value)| (label, number_text(value)));
                 let own = series
                     .labels
                     .iter()
@@ -367,18 +367,6 @@ impl RemoteWriteBackend {
         }
         batches
     }
-}
-
-/// A bucket bound or quantile as a label value, as the text format writes
-/// it: integers without a decimal point, `+Inf`.
-fn number_text(buffer: &mut ryu::Buffer, v: f64) -> String {
-    if v.is_infinite() {
-        return if v > 0.0 { "+Inf" } else { "-Inf" }.into();
-    }
-    if v.fract() == 0.0 && v.abs() < 9_007_199_254_740_992.0 {
-        return (v as i64).to_string();
-    }
-    buffer.format(v).to_string()
 }
 
 /// The time now, in Unix milliseconds.
