@@ -5,7 +5,7 @@
 
 mod double;
 
-use double::{Double, Fault, Measure, State};
+use double::{Double, Fault, LibratoRequest, Measure, State};
 use std::collections::BTreeMap;
 use std::net::TcpListener;
 use std::process::{Command, Stdio};
@@ -186,7 +186,7 @@ fn counters_are_rolled_up_per_source_and_sent_as_gauges_at_flush_time() {
             .header("content-type")
             .unwrap_or("")
             .starts_with("application/json"));
-        let body: serde_json::Value = serde_json::from_str(&post.body).unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&post.body).unwrap();
         assert_eq!(body["counters"], serde_json::json!([]));
     }
 }
@@ -394,7 +394,7 @@ fn a_flush_of_700_series_is_three_requests_and_all_arrive() {
         .posts()
         .filter(|r| r.mentions("series."))
         .map(|r| {
-            let body: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+            let body: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
             body["gauges"]
                 .as_array()
                 .unwrap()

@@ -33,6 +33,8 @@ pub enum Fault {
     /// Read the request and hold the connection, silent, until the server
     /// stops.
     Stall,
+    /// Answer with this reply (a protocol's own error body and headers).
+    Reply(Reply),
 }
 
 /// One request received.
@@ -124,7 +126,21 @@ pub struct Seen<S> {
     /// The double's state, which its handler updates.
     pub state: S,
     faults: Vec<(Which, Fault)>,
-    always: Option<Fault>,
+    always: Option<(Which, Fault)>,
+}
+
+impl<S> std::ops::Deref for Seen<S> {
+    type Target = S;
+
+    fn deref(&self) -> &S {
+        &self.state
+    }
+}
+
+impl<S> std::ops::DerefMut for Seen<S> {
+    fn deref_mut(&mut self) -> &mut S {
+        &mut self.state
+    }
 }
 
 impl<S: std::fmt::Debug> std::fmt::Debug for Seen<S> {
@@ -133,12 +149,17 @@ impl<S: std::fmt::Debug> std::fmt::Debug for Seen<S> {
             .field("requests", &self.requests)
             .field("state", &self.state)
             .field("faults", &self.faults.len())
-            .field("always", &self.always)
+            .field("always", &self.always.as_ref().map(|(_, f)| f))
             .finish()
     }
 }
 
 impl<S> Seen<S> {
+    /// The `POST` requests, in the order they arrived.
+    pub fn posts(&self) -> impl Iterator<Item = &Request> {
+        self.requests.iter().filter(|r| r.method == "POST")
+    }
+
     /// The requests seen, one line each, for failure messages.
     pub fn summary(&self) -> String {
         self.requests
@@ -239,7 +260,17 @@ impl<S: Send + 'static> Server<S> {
     /// Injects `fault` into every request the queued faults leave alone, or
     /// (`None`) stops.
     pub fn always(&self, fault: Option<Fault>) {
-        self.shared.lock().always = fault;
+        self.always_if(|_| true, fault);
+    }
+
+    /// Injects `fault` into every request for which `which` holds that the
+    /// queued faults leave alone, or (`None`) stops.
+    pub fn always_if(
+        &self,
+        which: impl Fn(&Request) -> bool + Send + 'static,
+        fault: Option<Fault>,
+    ) {
+        self.shared.lock().always = fault.map(|f| (Box::new(which) as Which, f));
         self.shared.changed.notify_all();
     }
 
@@ -297,7 +328,11 @@ fn serve<S>(stream: TcpStream, shared: &Shared<S>) {
         let due = seen.faults.iter().position(|(which, _)| which(&request));
         let fault = match due {
             Some(i) => Some(seen.faults.remove(i).1),
-            None => seen.always.clone(),
+            None => seen
+                .always
+                .as_ref()
+                .filter(|(which, _)| which(&request))
+                .map(|(_, f)| f.clone()),
         };
         request.fault = fault.clone();
         seen.requests.push(request.clone());
@@ -312,6 +347,7 @@ fn serve<S>(stream: TcpStream, shared: &Shared<S>) {
         Some(Fault::Redirect(status, location)) => {
             Some(Reply::empty(status).with_header("Location", &location))
         }
+        Some(Fault::Reply(reply)) => Some(reply),
         Some(Fault::Drop) => None,
         Some(Fault::Stall) => {
             let mut seen = shared.lock();
@@ -403,12 +439,16 @@ fn reason(status: u16) -> &'static str {
         301 => "Moved Permanently",
         302 => "Found",
         307 => "Temporary Redirect",
+        308 => "Permanent Redirect",
         400 => "Bad Request",
         401 => "Unauthorized",
         403 => "Forbidden",
         404 => "Not Found",
+        405 => "Method Not Allowed",
+        411 => "Length Required",
         413 => "Payload Too Large",
         415 => "Unsupported Media Type",
+        422 => "Unprocessable Entity",
         429 => "Too Many Requests",
         500 => "Internal Server Error",
         502 => "Bad Gateway",

@@ -3,8 +3,9 @@
 //! documentation (github.com/librato/api-docs: "Submit Metrics", "Measurement
 //! Properties", "Response Codes & Errors").
 //!
-//! It runs in the test process on 127.0.0.1 and an ephemeral port, one thread
-//! per connection, plain HTTP/1.1 with `Connection: close`, and:
+//! It runs on the test kit's local HTTP server
+//! (`zibrato_testkit::http_server`: the test process, 127.0.0.1, one thread
+//! per connection, plain HTTP/1.1 with `Connection: close`), and:
 //!
 //! - answers `GET /v1/metrics` (the credentials check) and
 //!   `POST /v1/metrics`, 404 for anything else;
@@ -35,13 +36,13 @@
 #![allow(dead_code)]
 
 use serde_json::{Map, Value};
-use std::collections::{BTreeMap, VecDeque};
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::thread::JoinHandle;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::sync::MutexGuard;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+pub use zibrato_testkit::http_server::Request;
+use zibrato_testkit::http_server::{self as server, Reply, Seen, Server};
 
 /// The documented recommendation, enforced.
 pub const MAX_MEASUREMENTS: usize = 300;
@@ -50,7 +51,7 @@ pub const MAX_PAST_SECS: i64 = 2 * 60 * 60;
 /// "is too far in the future" beyond this many seconds (assumed).
 pub const MAX_FUTURE_SECS: i64 = 10 * 60;
 
-/// A failure to inject into a post.
+/// A failure to inject into a post, answered as Librato answers.
 #[derive(Debug, Clone)]
 pub enum Fault {
     /// Answer with this status and a Librato `system` error body.
@@ -70,41 +71,52 @@ pub enum Fault {
     Drop,
 }
 
-/// One request received.
-#[derive(Debug, Clone)]
-pub struct Request {
-    /// `GET`, `POST`, …
-    pub method: String,
-    /// The path and query.
-    pub target: String,
-    /// Header names (lower case) and values.
-    pub headers: Vec<(String, String)>,
-    /// The body as text.
-    pub body: String,
-    /// The status answered; `None` while it is being handled (or when the
-    /// connection was dropped).
-    pub status: Option<u16>,
-    /// When it arrived.
-    pub at: Instant,
+impl Fault {
+    /// The server's fault that answers as this one says.
+    fn to_server(&self) -> server::Fault {
+        let system = |status| {
+            json_reply(
+                status,
+                serde_json::json!({"errors": {"system": ["injected failure"]}}),
+            )
+        };
+        match self.clone() {
+            Fault::Status(status) => server::Fault::Reply(system(status)),
+            Fault::Answer(status, body) => {
+                server::Fault::Reply(Reply::new(status, "application/json", body))
+            }
+            Fault::TooMany(after) => {
+                let reply = request_error(429, "Rate limit exceeded, slow down");
+                server::Fault::Reply(match after {
+                    Some(after) => reply.with_header("Retry-After", &after),
+                    None => reply,
+                })
+            }
+            Fault::RetryAfter(status, after) => {
+                server::Fault::Reply(system(status).with_header("Retry-After", &after))
+            }
+            Fault::Redirect(status, location) => server::Fault::Redirect(status, location),
+            Fault::Delay(delay) => server::Fault::Delay(delay),
+            Fault::Drop => server::Fault::Drop,
+        }
+    }
 }
 
-impl Request {
-    /// A header's value.
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
-    }
-
+/// What a Librato request's body says, for the tests.
+pub trait LibratoRequest {
     /// Whether the body mentions `text`.
-    pub fn mentions(&self, text: &str) -> bool {
-        self.body.contains(text)
+    fn mentions(&self, text: &str) -> bool;
+    /// The number of gauges in a JSON body.
+    fn gauge_count(&self) -> usize;
+}
+
+impl LibratoRequest for Request {
+    fn mentions(&self, text: &str) -> bool {
+        self.text().contains(text)
     }
 
-    /// The number of gauges in a JSON body.
-    pub fn gauge_count(&self) -> usize {
-        serde_json::from_str::<Value>(&self.body)
+    fn gauge_count(&self) -> usize {
+        serde_json::from_slice::<Value>(&self.body)
             .ok()
             .and_then(|v| v["gauges"].as_array().map(Vec::len))
             .unwrap_or(0)
@@ -149,11 +161,9 @@ pub struct Overwrite {
     pub later: Measure,
 }
 
-/// What the double has seen.
+/// What the double keeps beside the requests it has seen.
 #[derive(Debug, Default)]
-pub struct State {
-    /// Every request, in order of arrival.
-    pub requests: Vec<Request>,
+pub struct Store {
     /// Every accepted measurement, in order, repeats included.
     pub accepted: Vec<Measure>,
     /// What the service keeps: the last measurement accepted for each
@@ -164,19 +174,15 @@ pub struct State {
     pub overwrites: Vec<Overwrite>,
     /// How many posts were accepted.
     pub accepted_posts: usize,
-    /// Faults to inject, each into the next post whose body mentions its
-    /// text (any post for `None`).
-    faults: VecDeque<(Option<String>, Fault)>,
-    always: Option<Fault>,
     get_status: Option<u16>,
+    authorization: String,
 }
 
-impl State {
-    /// Posts received so far.
-    pub fn posts(&self) -> impl Iterator<Item = &Request> {
-        self.requests.iter().filter(|r| r.method == "POST")
-    }
+/// What the double has seen: the requests (`requests`, `posts()`) and,
+/// through `Deref`, its [`Store`].
+pub type State = Seen<Store>;
 
+impl Store {
     /// What the service keeps for `name`: one measurement per (source,
     /// `measure_time`), in that order.
     pub fn named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a Measure> + 'a {
@@ -214,24 +220,9 @@ impl State {
     }
 }
 
-struct Shared {
-    state: Mutex<State>,
-    changed: Condvar,
-    authorization: String,
-}
-
-impl Shared {
-    fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
-
 /// A running double; stopped on drop.
 pub struct Double {
-    addr: SocketAddr,
-    shared: Arc<Shared>,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
+    server: Server<Store>,
 }
 
 impl Double {
@@ -242,247 +233,87 @@ impl Double {
 
     /// Starts a double on 127.0.0.1:`port` (any free port for 0).
     pub fn start_on(port: u16, user: &str, token: &str) -> Double {
-        let listener = TcpListener::bind(("127.0.0.1", port)).expect("bind the double");
-        let addr = listener.local_addr().expect("the double's address");
-        let shared = Arc::new(Shared {
-            state: Mutex::new(State::default()),
-            changed: Condvar::new(),
+        let store = Store {
             authorization: format!("Basic {}", base64(format!("{user}:{token}").as_bytes())),
-        });
-        let stop = Arc::new(AtomicBool::new(false));
-        let thread = {
-            let shared = Arc::clone(&shared);
-            let stop = Arc::clone(&stop);
-            std::thread::spawn(move || {
-                for stream in listener.incoming() {
-                    if stop.load(Ordering::SeqCst) {
-                        break;
-                    }
-                    let Ok(stream) = stream else { continue };
-                    let shared = Arc::clone(&shared);
-                    std::thread::spawn(move || handle(stream, &shared));
-                }
-            })
+            ..Store::default()
         };
         Double {
-            addr,
-            shared,
-            stop,
-            thread: Some(thread),
+            server: Server::start(port, store, respond),
         }
     }
 
     /// The `api_url` to give the backend.
     pub fn url(&self) -> String {
-        format!("http://{}/v1/metrics", self.addr)
+        format!("http://{}/v1/metrics", self.server.addr())
     }
 
     /// Injects `fault` into the next post that has none yet.
     pub fn push_fault(&self, fault: Fault) {
-        self.shared.lock().faults.push_back((None, fault));
+        self.server
+            .push_fault_if(|r| r.method == "POST", fault.to_server());
     }
 
     /// Injects `fault` into the next post mentioning `text` (a metric's name)
     /// that has none yet: other posts, a late probe say, go through.
     pub fn push_fault_on(&self, text: &str, fault: Fault) {
-        self.shared
-            .lock()
-            .faults
-            .push_back((Some(text.to_string()), fault));
+        let text = text.to_string();
+        self.server.push_fault_if(
+            move |r| r.method == "POST" && r.mentions(&text),
+            fault.to_server(),
+        );
     }
 
     /// Injects `fault` into every post (after the queued ones), or stops.
     pub fn always(&self, fault: Option<Fault>) {
-        self.shared.lock().always = fault;
-        self.shared.changed.notify_all();
+        self.server
+            .always_if(|r| r.method == "POST", fault.map(|f| f.to_server()));
     }
 
     /// Answers credentials checks (`GET`) with this status, or normally.
     pub fn get_status(&self, status: Option<u16>) {
-        self.shared.lock().get_status = status;
+        self.server.seen().get_status = status;
     }
 
     /// Looks at what it has seen.
     pub fn state(&self) -> MutexGuard<'_, State> {
-        self.shared.lock()
+        self.server.seen()
     }
 
     /// Waits until `done` holds for what it has seen; panics after 30 s.
     pub fn wait(&self, what: &str, done: impl Fn(&State) -> bool) {
-        let end = Instant::now() + Duration::from_secs(30);
-        let mut state = self.shared.lock();
-        while !done(&state) {
-            let now = Instant::now();
-            assert!(
-                now < end,
-                "timed out waiting for {what}; the double saw:\n{}",
-                summary(&state)
-            );
-            let step = (end - now).min(Duration::from_millis(100));
-            state = self
-                .shared
-                .changed
-                .wait_timeout(state, step)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
-        }
-    }
-}
-
-impl Drop for Double {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        let _ = TcpStream::connect(self.addr);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
+        self.server.wait(what, done)
     }
 }
 
 /// The requests seen, one line each, for failure messages.
 pub fn summary(state: &State) -> String {
-    state
-        .requests
-        .iter()
-        .map(|r| {
-            let mut body: String = r.body.chars().take(300).collect();
-            if r.body.len() > 300 {
-                body.push('…');
-            }
-            format!("{} {} -> {:?}: {body}", r.method, r.target, r.status)
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
+    state.summary()
 }
 
-fn handle(stream: TcpStream, shared: &Shared) {
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
-    let mut reader = BufReader::new(match stream.try_clone() {
-        Ok(s) => s,
-        Err(_) => return,
-    });
-    let mut writer = stream;
-    let Some(request) = read_request(&mut reader) else {
-        return;
-    };
-    let index = {
-        let mut state = shared.lock();
-        state.requests.push(request.clone());
-        state.requests.len() - 1
-    };
-    shared.changed.notify_all();
-    let answer = respond(&request, shared);
-    let status = match answer {
-        Some(Answer {
-            status,
-            headers,
-            body,
-        }) => {
-            let mut head = format!(
-                "HTTP/1.1 {status} {}\r\nConnection: close\r\nContent-Length: {}\r\n",
-                reason(status),
-                body.len()
-            );
-            if !body.is_empty() {
-                head.push_str("Content-Type: application/json\r\n");
-            }
-            for (name, value) in headers {
-                head.push_str(&format!("{name}: {value}\r\n"));
-            }
-            head.push_str("\r\n");
-            let _ = writer.write_all(head.as_bytes());
-            let _ = writer.write_all(body.as_bytes());
-            let _ = writer.flush();
-            Some(status)
-        }
-        None => None,
-    };
-    let _ = writer.shutdown(Shutdown::Both);
-    shared.lock().requests[index].status = status;
-    shared.changed.notify_all();
+fn json_reply(status: u16, body: Value) -> Reply {
+    Reply::new(status, "application/json", body.to_string())
 }
 
-fn read_request(reader: &mut BufReader<TcpStream>) -> Option<Request> {
-    let mut line = String::new();
-    reader.read_line(&mut line).ok()?;
-    let mut parts = line.split_whitespace();
-    let method = parts.next()?.to_string();
-    let target = parts.next()?.to_string();
-    let mut headers = Vec::new();
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).ok()? == 0 {
-            return None;
-        }
-        let line = line.trim_end();
-        if line.is_empty() {
-            break;
-        }
-        let (name, value) = line.split_once(':')?;
-        headers.push((name.trim().to_ascii_lowercase(), value.trim().to_string()));
-    }
-    let length: usize = headers
-        .iter()
-        .find(|(n, _)| n == "content-length")
-        .and_then(|(_, v)| v.parse().ok())
-        .unwrap_or(0);
-    let mut body = vec![0; length.min(16 << 20)];
-    reader.read_exact(&mut body).ok()?;
-    Some(Request {
-        method,
-        target,
-        headers,
-        body: String::from_utf8_lossy(&body).into_owned(),
-        status: None,
-        at: Instant::now(),
-    })
+fn request_error(status: u16, message: &str) -> Reply {
+    json_reply(
+        status,
+        serde_json::json!({"errors": {"request": [message]}}),
+    )
 }
 
-struct Answer {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: String,
-}
-
-impl Answer {
-    fn new(status: u16, body: Value) -> Option<Answer> {
-        Some(Answer {
-            status,
-            headers: Vec::new(),
-            body: body.to_string(),
-        })
-    }
-
-    fn ok() -> Option<Answer> {
-        Some(Answer {
-            status: 200,
-            headers: Vec::new(),
-            body: String::new(),
-        })
-    }
-
-    fn request_error(status: u16, message: &str) -> Option<Answer> {
-        Answer::new(
-            status,
-            serde_json::json!({"errors": {"request": [message]}}),
-        )
-    }
-}
-
-fn respond(request: &Request, shared: &Shared) -> Option<Answer> {
-    let path = request.target.split('?').next().unwrap_or("");
-    if path != "/v1/metrics" {
-        return Answer::request_error(404, "Not found");
+fn respond(request: &Request, store: &mut Store) -> Reply {
+    if request.path() != "/v1/metrics" {
+        return request_error(404, "Not found");
     }
     match request.method.as_str() {
         "GET" => {
-            if let Some(status) = shared.lock().get_status {
-                return Answer::request_error(status, "injected failure");
+            if let Some(status) = store.get_status {
+                return request_error(status, "injected failure");
             }
-            if let Some(denied) = check_auth(request, shared) {
+            if let Some(denied) = check_auth(request, store) {
                 return denied;
             }
-            Answer::new(
+            json_reply(
                 200,
                 serde_json::json!({
                     "query": {"found": 0, "length": 0, "offset": 0, "total": 0},
@@ -491,56 +322,7 @@ fn respond(request: &Request, shared: &Shared) -> Option<Answer> {
             )
         }
         "POST" => {
-            let fault = {
-                let mut state = shared.lock();
-                let due = state
-                    .faults
-                    .iter()
-                    .position(|(text, _)| text.as_deref().is_none_or(|t| request.mentions(t)));
-                due.and_then(|i| state.faults.remove(i))
-                    .map(|(_, fault)| fault)
-                    .or_else(|| state.always.clone())
-            };
-            match fault {
-                Some(Fault::Status(status)) => {
-                    return Answer::new(
-                        status,
-                        serde_json::json!({"errors": {"system": ["injected failure"]}}),
-                    )
-                }
-                Some(Fault::Answer(status, body)) => {
-                    return Some(Answer {
-                        status,
-                        headers: Vec::new(),
-                        body,
-                    })
-                }
-                Some(Fault::TooMany(retry_after)) => {
-                    let mut answer = Answer::request_error(429, "Rate limit exceeded, slow down")?;
-                    if let Some(after) = retry_after {
-                        answer.headers.push(("Retry-After".into(), after));
-                    }
-                    return Some(answer);
-                }
-                Some(Fault::RetryAfter(status, after)) => {
-                    let mut answer = Answer::new(
-                        status,
-                        serde_json::json!({"errors": {"system": ["injected failure"]}}),
-                    )?;
-                    answer.headers.push(("Retry-After".into(), after));
-                    return Some(answer);
-                }
-                Some(Fault::Redirect(status, location)) => {
-                    let mut answer = Answer::ok()?;
-                    answer.status = status;
-                    answer.headers.push(("Location".into(), location));
-                    return Some(answer);
-                }
-                Some(Fault::Drop) => return None,
-                Some(Fault::Delay(delay)) => std::thread::sleep(delay),
-                None => {}
-            }
-            if let Some(denied) = check_auth(request, shared) {
+            if let Some(denied) = check_auth(request, store) {
                 return denied;
             }
             let json = request
@@ -548,46 +330,39 @@ fn respond(request: &Request, shared: &Shared) -> Option<Answer> {
                 .and_then(|t| t.split(';').next())
                 .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"));
             if !json {
-                return Answer::request_error(415, "Content-Type must be application/json");
+                return request_error(415, "Content-Type must be application/json");
             }
             if request.header("content-length").is_none() {
-                return Answer::request_error(411, "Content-Length required");
+                return request_error(411, "Content-Length required");
             }
-            let body: Value = match serde_json::from_str(&request.body) {
+            let body: Value = match serde_json::from_slice(&request.body) {
                 Ok(body) => body,
-                Err(_) => return Answer::request_error(400, "The JSON body could not be parsed"),
+                Err(_) => return request_error(400, "The JSON body could not be parsed"),
             };
             match validate(&body, unix_now()) {
                 Ok(measures) => {
-                    let mut state = shared.lock();
-                    let post = state.accepted_posts;
-                    state.accepted_posts += 1;
+                    let post = store.accepted_posts;
+                    store.accepted_posts += 1;
                     for measure in measures {
-                        state.store(Measure { post, ..measure });
+                        store.store(Measure { post, ..measure });
                     }
-                    drop(state);
-                    shared.changed.notify_all();
-                    Answer::ok()
+                    Reply::empty(200)
                 }
-                Err(errors) => Answer::new(400, errors),
+                Err(errors) => json_reply(400, errors),
             }
         }
-        _ => Answer::request_error(405, "Method not allowed"),
+        _ => request_error(405, "Method not allowed"),
     }
 }
 
-fn check_auth(request: &Request, shared: &Shared) -> Option<Option<Answer>> {
-    if request.header("authorization") == Some(shared.authorization.as_str()) {
+fn check_auth(request: &Request, store: &Store) -> Option<Reply> {
+    if request.header("authorization") == Some(store.authorization.as_str()) {
         return None;
     }
-    let mut answer = Answer::request_error(401, "Authorization failed");
-    if let Some(answer) = answer.as_mut() {
-        answer.headers.push((
-            "WWW-Authenticate".into(),
-            "Basic realm=\"Librato API\"".into(),
-        ));
-    }
-    Some(answer)
+    Some(
+        request_error(401, "Authorization failed")
+            .with_header("WWW-Authenticate", "Basic realm=\"Librato API\""),
+    )
 }
 
 /// Errors collected while checking a body.
@@ -867,30 +642,6 @@ fn check_time(time: &Value, now: i64, errors: &mut Errors) -> Option<i64> {
     }
 }
 
-fn reason(status: u16) -> &'static str {
-    match status {
-        200 => "OK",
-        301 => "Moved Permanently",
-        302 => "Found",
-        307 => "Temporary Redirect",
-        308 => "Permanent Redirect",
-        400 => "Bad Request",
-        401 => "Unauthorized",
-        403 => "Forbidden",
-        404 => "Not Found",
-        405 => "Method Not Allowed",
-        411 => "Length Required",
-        415 => "Unsupported Media Type",
-        422 => "Unprocessable Entity",
-        429 => "Too Many Requests",
-        500 => "Internal Server Error",
-        502 => "Bad Gateway",
-        503 => "Service Unavailable",
-        504 => "Gateway Timeout",
-        _ => "Status",
-    }
-}
-
 /// The current time in Unix seconds.
 pub fn unix_now() -> i64 {
     SystemTime::now()
@@ -934,7 +685,7 @@ pub mod selftest {
         content_type: &str,
         body: &str,
     ) -> (u16, String) {
-        let mut stream = TcpStream::connect(double.addr).expect("connect to the double");
+        let mut stream = TcpStream::connect(double.server.addr()).expect("connect to the double");
         let mut request = format!(
             "POST /v1/metrics HTTP/1.1\r\nHost: x\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n",
             body.len()
