@@ -366,7 +366,11 @@ fn serve<S>(stream: TcpStream, shared: &Shared<S>) {
         }
         None => Some(answer(&request, shared)),
     };
-    let status = reply.map(|reply| {
+    // The status is on record before the answer leaves, so that a client
+    // that has its answer finds it there.
+    shared.lock().requests[index].status = reply.as_ref().map(|r| r.status);
+    shared.changed.notify_all();
+    if let Some(reply) = reply {
         let mut head = format!(
             "HTTP/1.1 {} {}\r\nConnection: close\r\nContent-Length: {}\r\n",
             reply.status,
@@ -380,11 +384,8 @@ fn serve<S>(stream: TcpStream, shared: &Shared<S>) {
         let _ = writer.write_all(head.as_bytes());
         let _ = writer.write_all(&reply.body);
         let _ = writer.flush();
-        reply.status
-    });
+    }
     let _ = writer.shutdown(Shutdown::Both);
-    shared.lock().requests[index].status = status;
-    shared.changed.notify_all();
 }
 
 fn answer<S>(request: &Request, shared: &Shared<S>) -> Reply {
