@@ -23,4 +23,4 @@ pub mod names;
 pub mod numbers;
 pub mod store;
 
-pub use store::{Config, Distributions, Recorded, Sample, SeriesRef, Store, Value};
+pub use store::{Config, Distributions, Recorded, Refused, Sample, SeriesRef, Store, Value};

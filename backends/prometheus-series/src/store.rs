@@ -125,6 +125,29 @@ pub enum Recorded {
     Dropped,
 }
 
+/// Why [`Store::add`] refused a measurement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// Its value is NaN or infinite.
+    NotFinite,
+    /// It would have started a series past this `max_series`.
+    SeriesCap(usize),
+}
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Refused::NotFinite => f.write_str("not a finite number: measurement dropped"),
+            Refused::SeriesCap(max) => write!(
+                f,
+                "max_series ({max}) reached: measurement of a new series dropped"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for Refused {}
+
 /// A series' state.
 enum State {
     Counter(f64),
@@ -328,6 +351,16 @@ impl Store {
             }
         }
         Recorded::Added
+    }
+
+    /// [`Store::record`], with the reason of a refusal: what a backend's
+    /// `post` returns, so that the worker counts the drop.
+    pub fn add(&mut self, m: &Measurement<'_>) -> Result<(), Refused> {
+        match self.record(m) {
+            Recorded::Added => Ok(()),
+            Recorded::Dropped if !m.value.is_finite() => Err(Refused::NotFinite),
+            Recorded::Dropped => Err(Refused::SeriesCap(self.config.max_series)),
+        }
     }
 
     /// Closes an interval at `now_ms` (Unix milliseconds): the series
@@ -756,10 +789,17 @@ mod tests {
         );
         assert_eq!(s.record(&counter("a", 1.0)), Recorded::Added);
         assert_eq!(s.record(&counter("a", f64::NAN)), Recorded::Dropped);
-        assert_eq!(s.take_dropped(), 3);
+        assert_eq!(s.add(&counter("a", f64::INFINITY)), Err(Refused::NotFinite));
+        assert_eq!(
+            s.add(&counter("new", 1.0)),
+            Err(Refused::SeriesCap(s.config().max_series))
+        );
+        assert_eq!(s.add(&counter("a", 1.0)), Ok(()));
+        assert!(Refused::SeriesCap(2).to_string().contains("max_series (2)"));
+        assert_eq!(s.take_dropped(), 5);
         assert_eq!(s.take_dropped(), 0);
         s.flush(1);
-        assert_eq!(shown(&s), ["a {level=info} _total=2", "b {level=info} =1"]);
+        assert_eq!(shown(&s), ["a {level=info} _total=3", "b {level=info} =1"]);
     }
 
     #[test]

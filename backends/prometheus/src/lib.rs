@@ -12,7 +12,7 @@ use server::{Endpoint, Published};
 use settings::Checked;
 use zibrato_backend_api::settings::SettingError;
 use zibrato_backend_api::{Backend, BackendError, FlushReport, Logger, Measurement};
-use zibrato_prometheus_series::{Recorded, Store};
+use zibrato_prometheus_series::Store;
 
 /// The backend: a [`Store`] recorded into as measurements are posted,
 /// rendered at each flush and served by a scrape endpoint.
@@ -63,16 +63,7 @@ impl Backend for PrometheusBackend {
 
     fn post(&mut self, m: &Measurement<'_>) -> Result<(), BackendError> {
         // A refusal is the host's to count, as every backend's is.
-        match self.store.record(m) {
-            Recorded::Added => Ok(()),
-            Recorded::Dropped if !m.value.is_finite() => Err(BackendError::new(
-                "not a finite number: measurement dropped",
-            )),
-            Recorded::Dropped => Err(BackendError::new(format_args!(
-                "max_series ({}) reached: measurement of a new series dropped",
-                self.settings.store.max_series
-            ))),
-        }
+        self.store.add(m).map_err(BackendError::new)
     }
 
     fn flush(&mut self, now: i64) -> Result<FlushReport, BackendError> {

@@ -15,7 +15,7 @@ use zibrato_backend_api::{Backend, BackendError, FlushReport, Logger, Measuremen
 use zibrato_prometheus_series::names::{is_legal_metric_name, label_name};
 use zibrato_prometheus_series::numbers::number_text;
 use zibrato_prometheus_series::store::{check_buckets, Config, Distributions};
-use zibrato_prometheus_series::{Recorded, Store};
+use zibrato_prometheus_series::Store;
 use zibrato_push::http::{Auth, HttpPoster};
 use zibrato_push::{Batch, Cutoff, Outcome, SenderConfig, Transport};
 
@@ -294,16 +294,7 @@ impl Backend for RemoteWriteBackend {
     }
 
     fn post(&mut self, m: &Measurement<'_>) -> Result<(), BackendError> {
-        match self.store.record(m) {
-            Recorded::Added => Ok(()),
-            Recorded::Dropped if !m.value.is_finite() => Err(BackendError::new(
-                "not a finite number: measurement dropped",
-            )),
-            Recorded::Dropped => Err(BackendError::new(format_args!(
-                "max_series ({}) reached: measurement of a new series dropped",
-                self.store.config().max_series
-            ))),
-        }
+        self.store.add(m).map_err(BackendError::new)
     }
 
     fn flush(&mut self, _now: i64) -> Result<FlushReport, BackendError> {
