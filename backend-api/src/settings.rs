@@ -220,6 +220,15 @@ impl Visitor<'_> for SecondsVisitor {
     }
 }
 
+/// A setting's value, else the environment variable `env`'s, if either is
+/// set and not empty: for credentials a user keeps out of files
+/// (`LIBRATO_TOKEN`, `REMOTE_WRITE_PASSWORD`).
+pub fn setting_or_env(value: Option<String>, env: &str) -> Option<String> {
+    value
+        .filter(|v| !v.is_empty())
+        .or_else(|| std::env::var(env).ok().filter(|v| !v.is_empty()))
+}
+
 /// The most quantiles a quantile list may hold ([`quantile_list`]): each is
 /// one more value per timer and histogram series and flush.
 pub const MAX_QUANTILES: usize = 10;
@@ -410,5 +419,25 @@ mod tests {
             assert_eq!(e.key, "quantiles", "{json}");
             assert!(e.message.contains(says), "{json}: {e}");
         }
+    }
+
+    #[test]
+    fn a_setting_wins_over_the_environment_and_empty_counts_as_unset() {
+        let env = "ZIBRATO_SETTINGS_TEST_SECRET";
+        // SAFETY: no other test reads or writes this variable.
+        unsafe { std::env::set_var(env, "from-env") };
+        assert_eq!(
+            setting_or_env(Some("set".into()), env).as_deref(),
+            Some("set")
+        );
+        assert_eq!(
+            setting_or_env(Some(String::new()), env).as_deref(),
+            Some("from-env")
+        );
+        assert_eq!(setting_or_env(None, env).as_deref(), Some("from-env"));
+        unsafe { std::env::set_var(env, "") };
+        assert_eq!(setting_or_env(None, env), None);
+        unsafe { std::env::remove_var(env) };
+        assert_eq!(setting_or_env(None, env), None);
     }
 }

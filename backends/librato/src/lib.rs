@@ -17,7 +17,7 @@ use payload::{Gauge, Naming, Rollup};
 use settings::{check_percentiles, MAX_BATCH_SIZE, TOKEN_ENV, USER_ENV};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use zibrato_backend_api::aggregate::SeriesCapReached;
-use zibrato_backend_api::settings::SettingError;
+use zibrato_backend_api::settings::{setting_or_env, SettingError};
 use zibrato_backend_api::Measurement;
 use zibrato_backend_api::{Aggregator, Backend, BackendError, FlushReport, Kind, Logger};
 use zibrato_push::{Outcome, SenderConfig};
@@ -46,14 +46,6 @@ pub struct LibratoBackend {
     max_age: Duration,
     batch_size: usize,
     pusher: Pusher,
-}
-
-/// A setting's value, else the environment variable's, if either is set and
-/// not empty.
-fn setting_or_env(value: Option<String>, env: &str) -> Option<String> {
-    value
-        .filter(|v| !v.is_empty())
-        .or_else(|| std::env::var(env).ok().filter(|v| !v.is_empty()))
 }
 
 impl Backend for LibratoBackend {

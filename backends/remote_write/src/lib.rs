@@ -10,7 +10,7 @@ use reqwest_headers::{header_pairs, HeaderPairs};
 use settings::{BEARER_TOKEN_ENV, PASSWORD_ENV, USERNAME_ENV};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use wire::{Encoder, TimeSeries, WriteRequest};
-use zibrato_backend_api::settings::{Secret, SettingError};
+use zibrato_backend_api::settings::{setting_or_env, Secret, SettingError};
 use zibrato_backend_api::{Backend, BackendError, FlushReport, Logger, Measurement};
 use zibrato_prometheus_series::names::{is_legal_metric_name, label_name};
 use zibrato_prometheus_series::numbers::number_text;
@@ -152,14 +152,6 @@ impl std::fmt::Debug for RemoteWriteBackend {
             .field("batch_size", &self.batch_size)
             .finish_non_exhaustive()
     }
-}
-
-/// A setting's value, else the environment variable's, if either is set and
-/// not empty.
-fn setting_or_env(value: Option<String>, env: &str) -> Option<String> {
-    value
-        .filter(|v| !v.is_empty())
-        .or_else(|| std::env::var(env).ok().filter(|v| !v.is_empty()))
 }
 
 fn credentials(settings: &Settings) -> Result<Credentials, SettingError> {

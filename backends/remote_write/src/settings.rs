@@ -9,6 +9,7 @@ use std::fmt;
 use std::time::Duration;
 use zibrato_backend_api::aggregate::DEFAULT_QUANTILES;
 use zibrato_backend_api::settings::{optional_text, quantile_list, Seconds, Secret};
+pub use zibrato_prometheus_series::store::DEFAULT_BUCKETS;
 
 /// The environment variable read when `username` is not set.
 pub const USERNAME_ENV: &str = "REMOTE_WRITE_USERNAME";
@@ -76,11 +77,6 @@ pub struct Settings {
     /// How long one request may take.
     pub timeout: Seconds,
 }
-
-/// Prometheus' default buckets (seconds), as its client libraries have them.
-pub const DEFAULT_BUCKETS: [f64; 11] = [
-    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-];
 
 impl Default for Settings {
     fn default() -> Self {
