@@ -8,7 +8,9 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use zibrato_backend_api::testing::discard_logger;
 use zibrato_backend_api::{LogLevel, Logger};
-use zibrato_push::{Cutoff, Outcome, Report, Sender, SenderConfig, Timed, Transport, FIRST_DELAY};
+use zibrato_push::{
+    Cutoff, Outcome, Pusher, Report, Sender, SenderConfig, Timed, Transport, FIRST_DELAY,
+};
 
 /// How long a test waits for what should happen at once.
 const PATIENCE: Duration = Duration::from_secs(30);
@@ -113,6 +115,15 @@ impl Script {
 struct Recorder {
     script: Arc<Script>,
     timeout: Duration,
+}
+
+impl Clone for Recorder {
+    fn clone(&self) -> Self {
+        Recorder {
+            script: Arc::clone(&self.script),
+            timeout: self.timeout,
+        }
+    }
 }
 
 impl Transport for Recorder {
@@ -402,6 +413,52 @@ fn a_panicking_transport_stops_the_thread_and_abandon_counts_what_it_held() {
             pending: 5
         }
     );
+}
+
+#[test]
+fn a_pusher_starts_a_new_thread_after_one_stopped_and_carries_its_counts() {
+    let script = Script::new(vec![Answer::With(Outcome::Accepted), Answer::Panic]);
+    let transport = Recorder {
+        script: Arc::clone(&script),
+        timeout: Duration::from_secs(5),
+    };
+    let config = config(1000, Duration::from_secs(3600));
+    let mut pusher = Pusher::new(transport, config, discard_logger("test"));
+    assert!(!pusher.is_running());
+    pusher.start().unwrap();
+    assert!(pusher.is_running());
+    // 1 item delivered, then a panic with 2 in flight and 3 queued.
+    assert_eq!(
+        pusher
+            .send(vec![batch(0..1), batch(1..3), batch(3..6)])
+            .unwrap(),
+        0
+    );
+    script.wait_calls(2);
+    let give_up = Instant::now() + PATIENCE;
+    while pusher.is_running() {
+        assert!(Instant::now() < give_up, "the thread never stopped");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // The next call starts a new thread, which sends what comes next.
+    assert_eq!(pusher.send(vec![batch(6..10)]).unwrap(), 0);
+    assert!(pusher.is_running());
+    let calls = script.wait_calls(3);
+    assert_eq!(calls[2].ids, [6, 7, 8, 9]);
+    assert_eq!(calls[2].thread.as_deref(), Some("test-sender"));
+    let give_up = Instant::now() + PATIENCE;
+    let mut sum = Report::default();
+    while sum.delivered < 5 {
+        let r = pusher.report().unwrap();
+        sum.delivered += r.delivered;
+        sum.dropped += r.dropped;
+        assert!(Instant::now() < give_up, "{sum:?}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // The first thread's delivered 1 and its 5 lost, carried into a report.
+    assert_eq!((sum.delivered, sum.dropped), (5, 5));
+    assert_eq!(pusher.close(), Report::default());
+    assert!(!pusher.is_running());
 }
 
 #[test]
