@@ -1,7 +1,8 @@
 //! The prometheus backend end to end: the real `zibrato-broker` and
 //! `zibrato-worker` load the real plugin, and a real Prometheus scrapes it.
-//! Run `cargo build --workspace` first. The tests needing Prometheus skip,
-//! saying so, when no `prometheus` binary is installed.
+//! Run `cargo build --workspace` first. The tests needing Prometheus fail,
+//! saying so, when no `prometheus` binary is installed (`scripts/test`
+//! installs it).
 
 use std::collections::BTreeMap;
 use std::io::Read;

@@ -20,19 +20,22 @@ fn now_ms() -> i64 {
         .as_millis() as i64
 }
 
-#[test]
-fn victoria_metrics_stores_what_the_wire_carries() {
-    if !VictoriaMetrics::installed() {
-        panic!("victoria-metrics is missing: scripts/test installs it (apt-get install victoria-metrics)");
-    }
-    let vm = VictoriaMetrics::start();
-    let t = now_ms() - 60_000;
+/// A labelled counter with two samples, at `t` and a second later.
+fn requests_at(t: i64) -> TimeSeries {
     let mut counter = TimeSeries::new(
         "zibrato_wire_requests_total",
         [("level", "info"), ("route", "/api/v1"), ("source", "web1")],
     );
     counter.push(5.0, t);
     counter.push(12.5, t + 1000);
+    counter
+}
+
+#[test]
+fn victoria_metrics_stores_what_the_wire_carries() {
+    let vm = VictoriaMetrics::start();
+    let t = now_ms() - 60_000;
+    let counter = requests_at(t);
     let mut gauge = TimeSeries::new("zibrato_wire_queue_depth", [("level", "crit")]);
     gauge.push(-3.25, t);
     let body = Encoder::new().body(&WriteRequest {
@@ -68,9 +71,6 @@ fn victoria_metrics_stores_what_the_wire_carries() {
 
 #[test]
 fn victoria_metrics_refuses_a_body_that_is_not_snappy() {
-    if !VictoriaMetrics::installed() {
-        panic!("victoria-metrics is missing: scripts/test installs it");
-    }
     let vm = VictoriaMetrics::start();
     let answer = http::request(
         vm.addr(),
@@ -87,12 +87,7 @@ fn victoria_metrics_refuses_a_body_that_is_not_snappy() {
 fn prometheus_stores_what_the_wire_carries() {
     let prometheus = zibrato_testkit::prometheus::Prometheus::start_receiver();
     let t = now_ms() - 60_000;
-    let mut counter = TimeSeries::new(
-        "zibrato_wire_requests_total",
-        [("level", "info"), ("route", "/api/v1"), ("source", "web1")],
-    );
-    counter.push(5.0, t);
-    counter.push(12.5, t + 1000);
+    let counter = requests_at(t);
     let body = Encoder::new().body(&WriteRequest {
         timeseries: vec![counter],
     });

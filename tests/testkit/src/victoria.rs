@@ -25,15 +25,8 @@ pub struct Exported {
 }
 
 impl VictoriaMetrics {
-    /// Whether the binary is installed (`scripts/test` installs it).
-    pub fn installed() -> bool {
-        Command::new("victoria-metrics")
-            .arg("-version")
-            .output()
-            .is_ok()
-    }
-
-    /// Starts it on a free port and waits until it answers `/health`.
+    /// Starts it on a free port and waits until it answers `/health`;
+    /// panics when it is not installed.
     pub fn start() -> VictoriaMetrics {
         let port = crate::free_port_pair();
         let addr = format!("127.0.0.1:{port}");
@@ -47,6 +40,13 @@ impl VictoriaMetrics {
             // Every sample visible to a query as soon as it is flushed.
             .arg("-search.latencyOffset=0s")
             .arg("-search.disableCache");
+        if Command::new("victoria-metrics")
+            .arg("-version")
+            .output()
+            .is_err()
+        {
+            panic!("victoria-metrics is missing: scripts/test installs it (apt-get install victoria-metrics)");
+        }
         let vm = VictoriaMetrics {
             process: Process::spawn(command),
             addr,
