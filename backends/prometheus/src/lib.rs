@@ -43,8 +43,8 @@ impl Backend for PrometheusBackend {
 
     fn connect(&mut self) -> Result<(), BackendError> {
         if self.endpoint.is_none() {
-            let empty = self.render();
-            self.published.publish(empty.0, empty.1);
+            let (text, openmetrics, _) = self.render();
+            self.published.publish(text, openmetrics);
             let endpoint = Endpoint::start(
                 self.settings.listen,
                 self.settings.path.clone(),
@@ -79,13 +79,14 @@ impl Backend for PrometheusBackend {
 }
 
 impl PrometheusBackend {
-    /// Both pages of the store as it is.
-    fn render(&self) -> (Vec<u8>, Vec<u8>) {
-        let mut text = Vec::new();
-        let mut openmetrics = Vec::new();
-        render(&self.store, Format::Text, &mut text);
+    /// Both pages of the store as it is (text, OpenMetrics), and how many
+    /// series were left off them (their family name is another kind's).
+    fn render(&self) -> (Vec<u8>, Vec<u8>, usize) {
+        let mut text = Vec::with_capacity(64 * 1024);
+        let mut openmetrics = Vec::with_capacity(64 * 1024);
+        let left_out = render(&self.store, Format::Text, &mut text);
         render(&self.store, Format::OpenMetrics, &mut openmetrics);
-        (text, openmetrics)
+        (text, openmetrics, left_out)
     }
 
     fn flush_at(&mut self, now_ms: i64) -> Result<FlushReport, BackendError> {
@@ -96,10 +97,7 @@ impl PrometheusBackend {
                 self.settings.store.ttl
             ));
         }
-        let mut text = Vec::with_capacity(64 * 1024);
-        let mut openmetrics = Vec::with_capacity(64 * 1024);
-        let left_out = render(&self.store, Format::Text, &mut text);
-        render(&self.store, Format::OpenMetrics, &mut openmetrics);
+        let (text, openmetrics, left_out) = self.render();
         self.published.publish(text, openmetrics);
         if left_out > 0 {
             self.logger.warn(format_args!(

@@ -102,20 +102,32 @@ impl Batch for Samples {
 
 /// Posts [`Samples`] to the receiver: protobuf, snappy, the protocol's
 /// headers.
-#[derive(Clone)]
 struct Poster {
     http: HttpPoster,
     credentials: Credentials,
     headers: HeaderPairs,
+    /// Its buffers kept from one request to the next.
+    encoder: Encoder,
+}
+
+impl Clone for Poster {
+    /// A poster for a new sender thread: the same endpoint and credentials,
+    /// buffers of its own.
+    fn clone(&self) -> Self {
+        Poster {
+            http: self.http.clone(),
+            credentials: self.credentials.clone(),
+            headers: self.headers.clone(),
+            encoder: Encoder::new(),
+        }
+    }
 }
 
 impl Transport for Poster {
     type Batch = Samples;
 
     fn send(&mut self, batch: &Samples, timeout: Duration) -> Outcome {
-        // One encoder per attempt keeps the transport `Clone` and the thread
-        // free of shared state; its buffers are a request's size.
-        let body = Encoder::new().body(&batch.request);
+        let body = self.encoder.body(&batch.request);
         let auth = match &self.credentials {
             Credentials::None => Auth::None,
             Credentials::Basic { username, password } => Auth::Basic { username, password },
@@ -265,6 +277,7 @@ impl Backend for RemoteWriteBackend {
             http,
             credentials,
             headers: header_pairs(),
+            encoder: Encoder::new(),
         };
         let config = SenderConfig {
             thread_name: SENDER_THREAD.into(),
