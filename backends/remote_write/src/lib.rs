@@ -6,7 +6,7 @@ pub mod wire;
 
 pub use settings::{Settings, Timers};
 
-use reqwest_headers::{header_pairs, HeaderPairs};
+use protocol_headers::{header_pairs, HeaderPairs};
 use settings::{BEARER_TOKEN_ENV, PASSWORD_ENV, USERNAME_ENV};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use wire::{Encoder, TimeSeries, WriteRequest};
@@ -24,8 +24,8 @@ const SENDER_THREAD: &str = "remote_write-sender";
 
 /// The request headers every request carries (beside `User-Agent` and
 /// credentials).
-mod reqwest_headers {
-    use reqwest::header::{HeaderName, HeaderValue, CONTENT_ENCODING, CONTENT_TYPE};
+mod protocol_headers {
+    use zibrato_push::http::header::{HeaderName, HeaderValue, CONTENT_ENCODING, CONTENT_TYPE};
 
     /// The protocol's headers, ready for a request.
     pub type HeaderPairs = [(HeaderName, HeaderValue); 3];
