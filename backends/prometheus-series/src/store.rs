@@ -172,6 +172,8 @@ enum State {
 }
 
 struct Entry {
+    /// Its [`SeriesRef::id`].
+    id: u32,
     family: Box<str>,
     labels: Box<[(Box<str>, Box<str>)]>,
     state: State,
@@ -242,6 +244,12 @@ pub struct Store {
     /// One map per kind, in [`Kind::ALL`]'s order.
     maps: [Map; 4],
     dropped: u64,
+    /// The ids of expired series, to be given again.
+    free_ids: Vec<u32>,
+    /// One more than the highest id given.
+    id_bound: u32,
+    /// [`Store::layout`].
+    layout: u64,
 }
 
 impl std::fmt::Debug for Store {
@@ -270,6 +278,9 @@ impl Store {
             config,
             maps: Default::default(),
             dropped: 0,
+            free_ids: Vec::new(),
+            id_bound: 0,
+            layout: next_layout(),
         }
     }
 
@@ -305,6 +316,8 @@ impl Store {
         };
         let full = self.len() >= self.config.max_series;
         let config = &self.config;
+        let free_ids = &mut self.free_ids;
+        let id_bound = &mut self.id_bound;
         let map = &mut self.maps[kind_index(m.kind)];
         let entry = match map.entry_ref(&lookup) {
             EntryRef::Occupied(o) => o.into_mut(),
@@ -317,7 +330,13 @@ impl Store {
                     source: Some(source).filter(|s| !s.is_empty()),
                     ..*m
                 });
-                let entry = new_entry(config, m.kind, &series);
+                // Ids are given again after expiry, so they stay below the
+                // most series ever held at once.
+                let id = free_ids.pop().unwrap_or_else(|| {
+                    *id_bound += 1;
+                    *id_bound - 1
+                });
+                let entry = new_entry(config, m.kind, &series, id);
                 v.insert_with_key(Key(series), entry)
             }
         };
@@ -370,12 +389,15 @@ impl Store {
     pub fn flush(&mut self, now_ms: i64) -> usize {
         let ttl_ms = self.config.ttl.as_millis().min(i64::MAX as u128) as i64;
         let quantiles = &self.config.quantiles;
+        let free_ids = &mut self.free_ids;
         let mut expired = 0;
+        let mut first_shown = false;
         for map in &mut self.maps {
             let before = map.len();
             map.retain(|_, entry| {
                 if entry.touched {
                     entry.touched = false;
+                    first_shown |= entry.updated_ms == 0;
                     entry.updated_ms = now_ms;
                     if let State::Summary { window, values, .. } = &mut entry.state {
                         if let Some(summary) = window.take() {
@@ -386,11 +408,33 @@ impl Store {
                     }
                     return true;
                 }
-                now_ms.saturating_sub(entry.updated_ms) <= ttl_ms
+                let keep = now_ms.saturating_sub(entry.updated_ms) <= ttl_ms;
+                if !keep {
+                    free_ids.push(entry.id);
+                }
+                keep
             });
             expired += before - map.len();
         }
+        if first_shown || expired > 0 {
+            self.layout = next_layout();
+        }
         expired
+    }
+
+    /// Which set of series [`Store::series`] shows: it changes when a flush
+    /// shows a series for the first time or drops one. While it is the same,
+    /// so are the series shown, their names, labels, kinds and
+    /// [`SeriesRef::id`]s; only their values move. A page laid out once can
+    /// be written again with new values until it changes. No two stores of
+    /// a process ever have the same layout number.
+    pub fn layout(&self) -> u64 {
+        self.layout
+    }
+
+    /// Every [`SeriesRef::id`] is below this.
+    pub fn id_bound(&self) -> usize {
+        self.id_bound as usize
     }
 
     /// How many measurements were refused since the last call.
@@ -412,6 +456,12 @@ impl Store {
     }
 }
 
+/// A [`Store::layout`] number never given before in this process.
+fn next_layout() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
 fn bounds_of(config: &Config, kind: Kind) -> &[f64] {
     if kind == Kind::Timer {
         &config.timer_buckets
@@ -420,7 +470,7 @@ fn bounds_of(config: &Config, kind: Kind) -> &[f64] {
     }
 }
 
-fn new_entry(config: &Config, kind: Kind, series: &Series) -> Entry {
+fn new_entry(config: &Config, kind: Kind, series: &Series, id: u32) -> Entry {
     let state = match (kind, config.distributions) {
         (Kind::Counter, _) => State::Counter(0.0),
         (Kind::Gauge, _) => State::Gauge {
@@ -440,6 +490,7 @@ fn new_entry(config: &Config, kind: Kind, series: &Series) -> Entry {
         },
     };
     Entry {
+        id,
         family: names::family_name(config.namespace.as_deref(), kind, series.name()).into(),
         labels: names::labels(series, kind).into(),
         state,
@@ -483,6 +534,10 @@ pub enum Value<'a> {
 /// One series as [`Store::series`] shows it.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct SeriesRef<'a> {
+    /// A number no other series held by the store has, below
+    /// [`Store::id_bound`]; given again to a later series once this one
+    /// expires. See [`Store::layout`].
+    pub id: u32,
     /// What it measures.
     pub kind: Kind,
     /// Its family name, legal (`http_requests`, `db_query_seconds`); its
@@ -532,6 +587,7 @@ impl<'a> SeriesRef<'a> {
             },
         };
         SeriesRef {
+            id: e.id,
             kind,
             family: &e.family,
             labels: &e.labels,
@@ -811,5 +867,59 @@ mod tests {
         s.record(&counter("http.requests", 1.0));
         s.flush(1);
         assert_eq!(shown(&s), ["shop_http_requests {level=info} _total=1"]);
+    }
+
+    #[test]
+    fn the_layout_moves_only_when_the_series_shown_change_and_ids_stay_unique() {
+        let mut s = store(Config {
+            ttl: Duration::from_secs(10),
+            ..Config::default()
+        });
+        let ids = |s: &Store| {
+            let mut ids: Vec<(String, u32)> =
+                s.series().map(|r| (r.family.to_string(), r.id)).collect();
+            ids.sort();
+            ids
+        };
+        let start = s.layout();
+        s.record(&counter("a", 1.0));
+        s.record(&gauge("b", 1.0));
+        assert_eq!(s.layout(), start, "a series recorded is not yet shown");
+        s.flush(1_000);
+        let first = s.layout();
+        assert_ne!(first, start, "a flush showing new series moves the layout");
+        let shown = ids(&s);
+        assert_eq!(shown.len(), 2);
+        assert_ne!(shown[0].1, shown[1].1);
+        assert!(shown.iter().all(|(_, id)| (*id as usize) < s.id_bound()));
+
+        // New values, same series: the same layout and ids.
+        s.record(&counter("a", 2.0));
+        s.flush(2_000);
+        assert_eq!(s.layout(), first);
+        assert_eq!(ids(&s), shown);
+        // Nothing recorded, nothing expired: the same.
+        s.flush(3_000);
+        assert_eq!(s.layout(), first);
+
+        // `b` expires (last updated at 1 s, ttl 10 s): the layout moves, and
+        // its id goes to the next new series.
+        s.record(&counter("a", 1.0));
+        s.flush(11_500);
+        let second = s.layout();
+        assert_ne!(second, first);
+        assert_eq!(ids(&s), vec![shown[0].clone()]);
+        s.record(&counter("c", 1.0));
+        s.flush(12_000);
+        assert_ne!(s.layout(), second);
+        let after = ids(&s);
+        assert_eq!(after[0], shown[0]);
+        assert_eq!(after[1], ("c".to_string(), shown[1].1));
+        assert_eq!(s.id_bound(), 2, "an expired series' id is given again");
+        assert_ne!(
+            store(Config::default()).layout(),
+            store(Config::default()).layout(),
+            "no two stores share a layout number"
+        );
     }
 }

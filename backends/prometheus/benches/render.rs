@@ -1,7 +1,12 @@
-//! What the scrape page costs at each flush: 100 000 series rendered by
-//! [`zibrato_prometheus::render`] (the function the backend calls at every
-//! flush, once per format), beside the official Rust client's text encoder
+//! What the scrape page costs at each flush: 100 000 series rendered by a
+//! [`Renderer`] (what the backend calls at every flush, once per format),
+//! beside the official Rust client's text encoder
 //! (`prometheus_client::encoding::text::encode`) rendering the same series.
+//!
+//! The backend's renderer keeps the page's layout (order, headers, label
+//! text) while the store's series stay the same, the usual flush; a flush
+//! at which series came or went lays it out anew, what
+//! [`zibrato_prometheus::render`] does every time ("new layout").
 //!
 //! ```text
 //! cargo bench -p zibrato-prometheus --bench render
@@ -26,7 +31,7 @@
 //!
 //! Each side renders into one buffer, cleared before each page; "both
 //! formats, as at flush" is what the backend does at a flush: both pages,
-//! each into a new 64 KiB buffer that grows. Before criterion's
+//! each into a new buffer sized after the last page. Before criterion's
 //! measurements, which take one side after the other, the three pages are
 //! also rendered in turn for 11 rounds and their median times printed
 //! (`alternating, ...`): on a machine whose load varies, those ratios hold
@@ -43,7 +48,7 @@ use prometheus_client::registry::{Registry, Unit};
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 use zibrato_backend_api::testing::{counter, gauge, timer};
-use zibrato_prometheus::{render, Format};
+use zibrato_prometheus::{render, Format, Renderer};
 use zibrato_prometheus_series::store::DEFAULT_BUCKETS;
 use zibrato_prometheus_series::{Config, Store};
 
@@ -257,6 +262,14 @@ fn check(store: &Store, registry: &Registry) {
         .filter(|line| !line.is_empty() && !line.starts_with('#'))
         .count();
     assert_eq!(lines, SAMPLE_LINES, "Zibrato's text page");
+    // What a kept layout writes is what a new one does.
+    let mut renderer = Renderer::new();
+    for format in [Format::Text, Format::OpenMetrics, Format::Text] {
+        let (mut kept, mut new) = (Vec::new(), Vec::new());
+        renderer.render(store, format, &mut kept);
+        render(store, format, &mut new);
+        assert!(kept == new, "a kept layout's {format:?} page differs");
+    }
     eprintln!(
         "{SERIES} series, {SAMPLE_LINES} samples; pages: Zibrato text {:.1} MiB, \
          OpenMetrics {:.1} MiB, prometheus-client {:.1} MiB",
@@ -273,18 +286,24 @@ fn alternating(store: &Store, registry: &Registry) {
     const ROUNDS: usize = 11;
     let mut bytes = Vec::new();
     let mut text = String::new();
-    let mut times = [[Duration::ZERO; ROUNDS]; 3];
+    let mut renderer = Renderer::new();
+    renderer.render(store, Format::Text, &mut bytes);
+    let mut times = [[Duration::ZERO; ROUNDS]; 4];
     for round in 0..ROUNDS {
         for (side, times) in times.iter_mut().enumerate() {
             let start = Instant::now();
             match side {
                 0 => {
                     bytes.clear();
-                    render(store, Format::Text, &mut bytes);
+                    renderer.render(store, Format::Text, &mut bytes);
                 }
                 1 => {
                     bytes.clear();
-                    render(store, Format::OpenMetrics, &mut bytes);
+                    renderer.render(store, Format::OpenMetrics, &mut bytes);
+                }
+                2 => {
+                    bytes.clear();
+                    render(store, Format::Text, &mut bytes);
                 }
                 _ => {
                     text.clear();
@@ -303,17 +322,18 @@ fn alternating(store: &Store, registry: &Registry) {
             (ms(t[ROUNDS / 2]), ms(t[0]))
         })
         .collect();
-    let (official, official_min) = stats[2];
+    let (official, official_min) = stats[3];
     for (name, (median, min)) in [
         "zibrato text 0.0.4",
         "zibrato openmetrics",
+        "zibrato text, new layout",
         "prometheus-client",
     ]
     .iter()
     .zip(&stats)
     {
         eprintln!(
-            "alternating, {ROUNDS} rounds: {name:<20} median {median:6.1} ms ({:.2}x prometheus-client), \
+            "alternating, {ROUNDS} rounds: {name:<24} median {median:6.1} ms ({:.2}x prometheus-client), \
              fastest {min:6.1} ms ({:.2}x)",
             median / official,
             min / official_min,
@@ -332,17 +352,26 @@ fn page(c: &mut Criterion) {
     group.measurement_time(Duration::from_secs(8));
 
     let mut out = Vec::new();
+    let mut renderer = Renderer::new();
+    renderer.render(&store, Format::Text, &mut out);
     group.bench_function("zibrato text 0.0.4", |b| {
         b.iter(|| {
             out.clear();
-            render(black_box(&store), Format::Text, &mut out);
+            renderer.render(black_box(&store), Format::Text, &mut out);
             black_box(out.len())
         })
     });
     group.bench_function("zibrato openmetrics", |b| {
         b.iter(|| {
             out.clear();
-            render(black_box(&store), Format::OpenMetrics, &mut out);
+            renderer.render(black_box(&store), Format::OpenMetrics, &mut out);
+            black_box(out.len())
+        })
+    });
+    group.bench_function("zibrato text 0.0.4, new layout", |b| {
+        b.iter(|| {
+            out.clear();
+            render(black_box(&store), Format::Text, &mut out);
             black_box(out.len())
         })
     });
@@ -354,12 +383,19 @@ fn page(c: &mut Criterion) {
             black_box(text.len())
         })
     });
+    let sizes = {
+        let (mut text, mut openmetrics) = (Vec::new(), Vec::new());
+        renderer.render(&store, Format::Text, &mut text);
+        renderer.render(&store, Format::OpenMetrics, &mut openmetrics);
+        (text.len(), openmetrics.len())
+    };
     group.bench_function("zibrato both formats, as at flush", |b| {
         b.iter(|| {
-            let mut text = Vec::with_capacity(64 * 1024);
-            let mut openmetrics = Vec::with_capacity(64 * 1024);
-            render(black_box(&store), Format::Text, &mut text);
-            render(black_box(&store), Format::OpenMetrics, &mut openmetrics);
+            // As the backend does: new buffers, sized after the last pages.
+            let mut text = Vec::with_capacity(sizes.0 + sizes.0 / 8);
+            let mut openmetrics = Vec::with_capacity(sizes.1 + sizes.1 / 8);
+            renderer.render(black_box(&store), Format::Text, &mut text);
+            renderer.render(black_box(&store), Format::OpenMetrics, &mut openmetrics);
             (text, openmetrics)
         })
     });

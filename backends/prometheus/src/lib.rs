@@ -5,7 +5,7 @@ mod render;
 mod server;
 mod settings;
 
-pub use render::{render, Format};
+pub use render::{render, Format, Renderer};
 pub use settings::{Settings, Timers, DEFAULT_LISTEN, DEFAULT_PATH};
 
 use server::{Endpoint, Published};
@@ -19,6 +19,11 @@ use zibrato_prometheus_series::Store;
 pub struct PrometheusBackend {
     settings: Checked,
     store: Store,
+    /// Keeps the page's layout from one flush to the next.
+    renderer: Renderer,
+    /// The last pages' lengths (text, OpenMetrics): the next pages' buffers
+    /// start at them rather than grow there.
+    page_sizes: (usize, usize),
     published: Published,
     endpoint: Option<Endpoint>,
     logger: Logger,
@@ -34,6 +39,8 @@ impl Backend for PrometheusBackend {
         let settings = settings.check()?;
         Ok(PrometheusBackend {
             store: Store::new(settings.store.clone()),
+            renderer: Renderer::new(),
+            page_sizes: (0, 0),
             settings,
             published: Published::default(),
             endpoint: None,
@@ -81,11 +88,15 @@ impl Backend for PrometheusBackend {
 impl PrometheusBackend {
     /// Both pages of the store as it is (text, OpenMetrics), and how many
     /// series were left off them (their family name is another kind's).
-    fn render(&self) -> (Vec<u8>, Vec<u8>, usize) {
-        let mut text = Vec::with_capacity(64 * 1024);
-        let mut openmetrics = Vec::with_capacity(64 * 1024);
-        let left_out = render(&self.store, Format::Text, &mut text);
-        render(&self.store, Format::OpenMetrics, &mut openmetrics);
+    fn render(&mut self) -> (Vec<u8>, Vec<u8>, usize) {
+        // A little more than last time: series come and go.
+        let size = |last: usize| (last + last / 8).max(64 * 1024);
+        let mut text = Vec::with_capacity(size(self.page_sizes.0));
+        let mut openmetrics = Vec::with_capacity(size(self.page_sizes.1));
+        let left_out = self.renderer.render(&self.store, Format::Text, &mut text);
+        self.renderer
+            .render(&self.store, Format::OpenMetrics, &mut openmetrics);
+        self.page_sizes = (text.len(), openmetrics.len());
         (text, openmetrics, left_out)
     }
 

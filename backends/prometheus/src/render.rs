@@ -38,125 +38,190 @@ impl Format {
 
 /// Renders every series of `store` in `format` into `out`; returns how many
 /// series were left out for a family name taken by another kind.
+///
+/// It lays the page out from nothing: a backend that renders at every flush
+/// keeps a [`Renderer`], which lays it out again only when the series
+/// change.
 pub fn render(store: &Store, format: Format, out: &mut Vec<u8>) -> usize {
-    let mut series: Vec<SeriesRef<'_>> = Vec::with_capacity(store.len());
-    series.extend(store.series());
-    let page = Page::of(&series);
-    page.write(&series, format, out)
+    Renderer::default().render(store, format, out)
 }
 
-/// Where a series goes on the page: its family's rank among the page's
-/// family names, its kind, then its labels (as a key of [`push_key`] in a
-/// buffer of all of them).
+/// Renders the pages of one [`Store`], keeping their layout between flushes.
+///
+/// A page's layout (which series, in what order, under which headers, and
+/// each series' labels as its samples show them) depends only on the set of
+/// series, which [`Store::layout`] tells has not changed: in a service whose
+/// series are the same from one flush to the next, only the values are
+/// written again. Both formats share one layout. Given another store, it
+/// lays out that one's page (no two stores have the same layout number).
+#[derive(Default)]
+pub struct Renderer {
+    layout: Option<Layout>,
+}
+
+impl Renderer {
+    /// A renderer with no layout yet.
+    pub fn new() -> Renderer {
+        Renderer::default()
+    }
+
+    /// [`render`], laying the page out again only if the store's series
+    /// have changed since the last call.
+    pub fn render(&mut self, store: &Store, format: Format, out: &mut Vec<u8>) -> usize {
+        let mut by_id: Vec<Option<SeriesRef<'_>>> = vec![None; store.id_bound()];
+        for s in store.series() {
+            by_id[s.id as usize] = Some(s);
+        }
+        let current = match &self.layout {
+            Some(layout) if layout.store_layout == store.layout() => layout,
+            _ => self.layout.insert(Layout::of(store.layout(), &by_id)),
+        };
+        current.write(&by_id, format, out);
+        current.left_out
+    }
+}
+
+/// One series' place on the page.
 struct Place {
+    /// Its [`SeriesRef::id`].
+    id: u32,
+    /// Its family's rank among the page's family names.
     family: u32,
-    kind: Kind,
-    key: (usize, usize),
-    series: u32,
+    /// Whether its family's header comes before it.
+    header: bool,
+    /// Its labels as written in its samples (`k="v",k2="v2"`): a span of
+    /// [`Layout::labels`].
+    labels: (u32, u32),
 }
 
-/// The page's series in order, and what their samples share.
+/// A page's series in order, and what their samples share.
 ///
 /// A series' family name and labels are strings of their own in the store,
-/// scattered in memory: they are read once here, each series' labels
-/// written out twice side by side with every other series', as a sort key
-/// and as the page shows them. Sorting then compares integers and runs of
-/// one buffer, and each sample line copies its series' labels in one piece.
-struct Page<'a> {
+/// scattered in memory: they are read once, when the layout is made, and
+/// kept side by side in page order, so that writing the page reads them
+/// from start to end and each sample line copies its series' labels in one
+/// piece.
+struct Layout {
+    /// The [`Store::layout`] it was made for.
+    store_layout: u64,
+    /// The series shown, in page order.
     places: Vec<Place>,
     /// The family names, by rank.
-    families: Vec<&'a str>,
-    /// Each series' labels as written in its samples (`k="v",k2="v2"`), by
-    /// series.
+    families: Vec<Box<str>>,
+    /// Every series' labels as written, in page order.
     labels: Vec<u8>,
-    label_spans: Vec<(usize, usize)>,
+    /// How many series are left off the page.
+    left_out: usize,
 }
 
-impl<'a> Page<'a> {
-    fn of(series: &[SeriesRef<'a>]) -> Page<'a> {
+impl Layout {
+    /// Lays out the page of the series `by_id` holds (each at its id).
+    fn of(store_layout: u64, by_id: &[Option<SeriesRef<'_>>]) -> Layout {
         // Family names ranked once, so that series are ordered by two
-        // integers before any of their labels are compared.
-        let mut ids: std::collections::HashMap<&'a str, u32> = std::collections::HashMap::new();
-        let mut keys = Vec::with_capacity(series.len() * 64);
-        let mut labels = Vec::with_capacity(series.len() * 64);
-        let mut label_spans = Vec::with_capacity(series.len());
-        let mut places: Vec<Place> = series
-            .iter()
-            .enumerate()
-            .map(|(i, s)| {
+        // integers before any of their labels are compared; their labels
+        // written side by side as an order-preserving key ([`push_key`]) in
+        // one buffer, so that the sort then compares runs of it.
+        struct Sorted {
+            family: u32,
+            kind: Kind,
+            key: (usize, usize),
+            id: u32,
+        }
+        let shown = by_id.iter().flatten();
+        let mut ids: std::collections::HashMap<&str, u32> = std::collections::HashMap::new();
+        let mut keys = Vec::with_capacity(by_id.len() * 64);
+        let mut sorted: Vec<Sorted> = shown
+            .clone()
+            .map(|s| {
                 let next = ids.len() as u32;
                 let family = *ids.entry(s.family).or_insert(next);
                 let key = keys.len();
-                let shown = labels.len();
-                for (n, (name, value)) in s.labels.iter().enumerate() {
+                for (name, value) in s.labels.iter() {
                     push_key(&mut keys, name);
                     push_key(&mut keys, value);
-                    if n > 0 {
-                        labels.push(b',');
-                    }
-                    labels.extend_from_slice(name.as_bytes());
-                    labels.extend_from_slice(b"=\"");
-                    escape(&mut labels, value);
-                    labels.push(b'"');
                 }
-                label_spans.push((shown, labels.len()));
-                Place {
+                Sorted {
                     family,
                     kind: s.kind,
                     key: (key, keys.len()),
-                    series: i as u32,
+                    id: s.id,
                 }
             })
             .collect();
-        let mut names: Vec<(&'a str, u32)> = ids.into_iter().collect();
+        let mut names: Vec<(&str, u32)> = ids.into_iter().collect();
         names.sort_unstable();
-        let families = names.iter().map(|&(name, _)| name).collect();
         let mut rank = vec![0; names.len()];
         for (r, &(_, id)) in names.iter().enumerate() {
             rank[id as usize] = r as u32;
         }
-        for place in &mut places {
-            place.family = rank[place.family as usize];
+        for s in &mut sorted {
+            s.family = rank[s.family as usize];
         }
-        places.sort_unstable_by(|a, b| {
+        sorted.sort_unstable_by(|a, b| {
             (a.family, a.kind)
                 .cmp(&(b.family, b.kind))
                 .then_with(|| keys[a.key.0..a.key.1].cmp(&keys[b.key.0..b.key.1]))
         });
-        Page {
+        drop(keys);
+
+        let mut labels = Vec::with_capacity(by_id.len() * 64);
+        let mut places = Vec::with_capacity(sorted.len());
+        let mut left_out = 0;
+        let mut last: Option<(u32, Kind)> = None;
+        for s in &sorted {
+            let header = match last {
+                Some((family, kind)) if family == s.family && kind == s.kind => false,
+                // The family name is the first kind's.
+                Some((family, _)) if family == s.family => {
+                    left_out += 1;
+                    continue;
+                }
+                _ => {
+                    last = Some((s.family, s.kind));
+                    true
+                }
+            };
+            let start = labels.len();
+            let series = by_id[s.id as usize].as_ref().expect("a series shown");
+            for (n, (name, value)) in series.labels.iter().enumerate() {
+                if n > 0 {
+                    labels.push(b',');
+                }
+                labels.extend_from_slice(name.as_bytes());
+                labels.extend_from_slice(b"=\"");
+                escape(&mut labels, value);
+                labels.push(b'"');
+            }
+            places.push(Place {
+                id: s.id,
+                family: s.family,
+                header,
+                labels: (start as u32, labels.len() as u32),
+            });
+        }
+        Layout {
+            store_layout,
             places,
-            families,
+            families: names.into_iter().map(|(name, _)| name.into()).collect(),
             labels,
-            label_spans,
+            left_out,
         }
     }
 
-    /// Writes the page of `series` (those it was made of) in `format`;
-    /// returns how many were left out.
-    fn write(&self, series: &[SeriesRef<'_>], format: Format, out: &mut Vec<u8>) -> usize {
-        let mut left_out = 0;
-        let mut last: Option<(u32, Kind)> = None;
+    /// Writes the page of the series `by_id` holds, in `format`.
+    fn write(&self, by_id: &[Option<SeriesRef<'_>>], format: Format, out: &mut Vec<u8>) {
         let mut numbers = ryu::Buffer::new();
         // The `le` or `quantile` values of distributions' samples, written
         // once for all the series that share them.
         let mut extras = Extras::default();
         for place in &self.places {
-            let s = &series[place.series as usize];
-            match last {
-                Some((family, kind)) if family == place.family && kind == place.kind => {}
-                Some((family, _)) if family == place.family => {
-                    left_out += 1;
-                    continue;
-                }
-                _ => {
-                    write_header(out, format, s);
-                    last = Some((place.family, place.kind));
-                }
+            let Some(s) = &by_id[place.id as usize] else {
+                continue;
+            };
+            if place.header {
+                write_header(out, format, s);
             }
-            let (start, end) = self.label_spans[place.series as usize];
-            let labels = &self.labels[start..end];
-            // The same string as `s.family`, read where the family's other
-            // series read it.
+            let labels = &self.labels[place.labels.0 as usize..place.labels.1 as usize];
             let name = self.families[place.family as usize].as_bytes();
             extras.update(s, format, &mut numbers);
             let mut extra = 0;
@@ -182,7 +247,6 @@ impl<'a> Page<'a> {
         if format == Format::OpenMetrics {
             out.extend_from_slice(b"# EOF\n");
         }
-        left_out
     }
 }
 
@@ -547,5 +611,49 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn a_kept_layout_writes_what_a_new_one_would_as_values_and_series_change() {
+        let mut store = small(Config {
+            ttl: std::time::Duration::from_secs(5),
+            ..config()
+        });
+        let mut other = small(config());
+        other.record(&gauge("only.here", 1.0));
+        other.flush(1_000);
+        let mut renderer = Renderer::new();
+        let mut check = |store: &Store, when: &str| {
+            for format in [Format::Text, Format::OpenMetrics] {
+                let mut kept = Vec::new();
+                renderer.render(store, format, &mut kept);
+                assert_eq!(
+                    String::from_utf8(kept).unwrap(),
+                    page(store, format),
+                    "{when}, {format:?}"
+                );
+            }
+        };
+        check(&store, "first");
+        // New values, the same series.
+        store.record(&counter("http.requests", 10.0).with_source("web1"));
+        store.record(&timer("db.query", 0.001));
+        store.record(&gauge("queue.depth", 7.0).with_labels("note=say \"hi\" \\"));
+        store.flush(2_000);
+        check(&store, "new values");
+        // A new series, between two of a family.
+        store.record(&counter("http.requests", 1.0).with_labels("method=PUT"));
+        store.flush(3_000);
+        check(&store, "a new series");
+        // Those not updated since 2 s expire at 7.5 s.
+        store.record(&counter("http.requests", 1.0).with_labels("method=PUT"));
+        store.flush(7_500);
+        let left = page(&store, Format::Text);
+        assert_eq!(left.matches("# TYPE").count(), 1, "{left}");
+        assert_eq!(left.lines().count(), 3, "{left}");
+        check(&store, "after expiry");
+        // Another store, then this one again.
+        check(&other, "another store");
+        check(&store, "back");
     }
 }
