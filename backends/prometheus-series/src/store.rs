@@ -34,6 +34,7 @@ use crate::names;
 use hashbrown::hash_map::EntryRef;
 use hashbrown::{Equivalent, HashMap};
 use std::hash::{Hash, Hasher};
+use std::sync::Arc;
 use std::time::Duration;
 use zibrato_backend_api::measurement::{Kind, Measurement, NO_SOURCE};
 use zibrato_backend_api::{labels::Labels, Series, TimerSummary};
@@ -174,8 +175,7 @@ enum State {
 struct Entry {
     /// Its [`SeriesRef::id`].
     id: u32,
-    family: Box<str>,
-    labels: Box<[(Box<str>, Box<str>)]>,
+    names: Arc<Names>,
     state: State,
     /// Unix milliseconds of the flush that last saw it updated; 0 until then.
     updated_ms: i64,
@@ -491,12 +491,25 @@ fn new_entry(config: &Config, kind: Kind, series: &Series, id: u32) -> Entry {
     };
     Entry {
         id,
-        family: names::family_name(config.namespace.as_deref(), kind, series.name()).into(),
-        labels: names::labels(series, kind).into(),
+        names: Arc::new(Names {
+            family: names::family_name(config.namespace.as_deref(), kind, series.name()).into(),
+            labels: names::labels(series, kind).into(),
+        }),
         state,
         updated_ms: 0,
         touched: false,
     }
+}
+
+/// A series' family name and labels, as [`SeriesRef::family`] and
+/// [`SeriesRef::labels`] show them; they never change while the series is
+/// held.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Names {
+    /// Its family name.
+    pub family: Box<str>,
+    /// Its labels, sorted by name.
+    pub labels: Box<[(Box<str>, Box<str>)]>,
 }
 
 /// A series' value at the last flush.
@@ -546,6 +559,10 @@ pub struct SeriesRef<'a> {
     /// Its labels, with legal names, sorted by name; none is `__name__`,
     /// so a remote-write series puts `("__name__", sample name)` first.
     pub labels: &'a [(Box<str>, Box<str>)],
+    /// Its family name and labels, shared: for a backend that keeps them
+    /// beyond the flush (a queue of samples waiting to be sent) without
+    /// copying them.
+    pub names: &'a Arc<Names>,
     /// Its value.
     pub value: Value<'a>,
     /// The Unix milliseconds of the flush that last saw it updated.
@@ -589,8 +606,9 @@ impl<'a> SeriesRef<'a> {
         SeriesRef {
             id: e.id,
             kind,
-            family: &e.family,
-            labels: &e.labels,
+            family: &e.names.family,
+            labels: &e.names.labels,
+            names: &e.names,
             value,
             timestamp_ms: e.updated_ms,
         }

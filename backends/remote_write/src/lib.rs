@@ -8,14 +8,15 @@ pub use settings::{Settings, Timers};
 
 use protocol_headers::{header_pairs, HeaderPairs};
 use settings::{BEARER_TOKEN_ENV, PASSWORD_ENV, USERNAME_ENV};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use wire::{Encoder, TimeSeries, WriteRequest};
+use wire::{Encoder, Label, TimeSeries, WriteRequest, NAME_LABEL};
 use zibrato_backend_api::settings::{setting_or_env, Secret, SettingError};
 use zibrato_backend_api::{Backend, BackendError, FlushReport, Logger, Measurement};
 use zibrato_prometheus_series::names::{is_legal_metric_name, label_name};
-use zibrato_prometheus_series::numbers::number_text;
+use zibrato_prometheus_series::numbers::write_number;
 use zibrato_prometheus_series::store::{check_buckets, Config, Distributions};
-use zibrato_prometheus_series::Store;
+use zibrato_prometheus_series::{Names, Store};
 use zibrato_push::http::{Auth, HttpPoster};
 use zibrato_push::{Batch, Cutoff, Outcome, SenderConfig, Transport};
 
@@ -58,45 +59,122 @@ enum Credentials {
     Bearer(Secret),
 }
 
-/// One request's worth of series, each with its samples.
-#[derive(Debug, Clone, Default)]
-pub struct Samples {
-    request: WriteRequest,
-    samples: usize,
+/// One sample waiting to be sent: its series' names shared with the store
+/// (never copied while it waits), what the sample adds to them, its value
+/// and time. The request's `TimeSeries` is built from it only when it is
+/// sent ([`Request::fill`]).
+#[derive(Debug, Clone)]
+struct Point {
+    names: Arc<Names>,
+    /// Added to the family name (`_total`, `_bucket`, ...).
+    suffix: &'static str,
+    /// The label it adds (`le`, `quantile`), with its number.
+    extra: Option<(&'static str, f64)>,
+    value: f64,
+    timestamp_ms: i64,
 }
 
-impl Samples {
-    /// The request carrying them.
-    pub fn request(&self) -> &WriteRequest {
-        &self.request
-    }
-
-    fn push(&mut self, series: TimeSeries) {
-        self.samples += series.samples.len();
-        self.request.timeseries.push(series);
-    }
+/// One request's worth of samples.
+#[derive(Debug, Clone, Default)]
+struct Samples {
+    points: Vec<Point>,
 }
 
 impl Batch for Samples {
     fn len(&self) -> usize {
-        self.samples
+        self.points.len()
     }
 
     fn drop_too_old(&mut self, cutoff: &Cutoff) -> usize {
-        let before = self.samples;
-        for series in &mut self.request.timeseries {
-            series
-                .samples
-                .retain(|s| !cutoff.too_old_millis(s.timestamp));
+        let before = self.points.len();
+        self.points
+            .retain(|p| !cutoff.too_old_millis(p.timestamp_ms));
+        before - self.points.len()
+    }
+}
+
+/// A `WriteRequest` filled again for each request, its strings' buffers
+/// kept from one to the next, so that sending allocates next to nothing.
+#[derive(Default)]
+struct Request {
+    request: WriteRequest,
+    /// Labels out of use (a series with fewer labels than the one before
+    /// in its place), to be filled again.
+    spare: Vec<Label>,
+    /// Numbers as label values are written (`le="0.25"`).
+    number: Vec<u8>,
+    numbers: ryu::Buffer,
+    /// Where a series' labels come from, in the order they are sent.
+    order: Vec<Origin>,
+}
+
+/// Where one label of a request's series comes from.
+#[derive(Debug, Clone, Copy)]
+enum Origin {
+    /// `__name__`: the family name and the sample's suffix.
+    Name,
+    /// The series' own label of this index.
+    Own(usize),
+    /// The label the sample adds (`le`, `quantile`).
+    Extra,
+    /// The external label of this index.
+    External(usize),
+}
+
+impl Request {
+    /// Makes it the request of `points`, with `external` labels on every
+    /// series that has no own label of the name.
+    fn fill(&mut self, points: &[Point], external: &[(String, String)]) -> &WriteRequest {
+        let series = &mut self.request.timeseries;
+        series.truncate(points.len());
+        series.resize_with(points.len(), TimeSeries::default);
+        let mut name = String::new();
+        let order = &mut self.order;
+        for (point, out) in points.iter().zip(series.iter_mut()) {
+            name.clear();
+            name.push_str(&point.names.family);
+            name.push_str(point.suffix);
+            self.number.clear();
+            if let Some((_, value)) = point.extra {
+                write_number(&mut self.number, &mut self.numbers, value);
+            }
+            let number = std::str::from_utf8(&self.number).unwrap_or_default();
+            let own = &point.names.labels;
+            let pair = |from: Origin| match from {
+                Origin::Name => (NAME_LABEL, name.as_str()),
+                Origin::Own(i) => (&*own[i].0, &*own[i].1),
+                Origin::Extra => (point.extra.map_or("", |(key, _)| key), number),
+                Origin::External(i) => (external[i].0.as_str(), external[i].1.as_str()),
+            };
+            // As `TimeSeries::new` orders them: `__name__`, own, the added
+            // label, external; sorted by name (stably), the first of a name
+            // kept, empty values left out.
+            order.clear();
+            order.push(Origin::Name);
+            order.extend((0..own.len()).map(Origin::Own));
+            order.extend(point.extra.map(|_| Origin::Extra));
+            order.extend((0..external.len()).map(Origin::External));
+            order.retain(|&from| !pair(from).1.is_empty());
+            order.sort_by(|&a, &b| pair(a).0.cmp(pair(b).0));
+            order.dedup_by(|later, earlier| pair(*later).0 == pair(*earlier).0);
+            let labels = &mut out.labels;
+            self.spare
+                .extend(labels.drain(order.len().min(labels.len())..));
+            for (i, &from) in order.iter().enumerate() {
+                if i == labels.len() {
+                    labels.push(self.spare.pop().unwrap_or_default());
+                }
+                let (key, value) = pair(from);
+                let label = &mut labels[i];
+                label.name.clear();
+                label.name.push_str(key);
+                label.value.clear();
+                label.value.push_str(value);
+            }
+            out.samples.clear();
+            out.push(point.value, point.timestamp_ms);
         }
-        self.request.timeseries.retain(|s| !s.samples.is_empty());
-        self.samples = self
-            .request
-            .timeseries
-            .iter()
-            .map(|s| s.samples.len())
-            .sum();
-        before - self.samples
+        &self.request
     }
 }
 
@@ -106,7 +184,11 @@ struct Poster {
     http: HttpPoster,
     credentials: Credentials,
     headers: HeaderPairs,
+    /// Labels added to every series (a series' own label of the same name
+    /// wins).
+    external: Arc<[(String, String)]>,
     /// Its buffers kept from one request to the next.
+    request: Request,
     encoder: Encoder,
 }
 
@@ -118,6 +200,8 @@ impl Clone for Poster {
             http: self.http.clone(),
             credentials: self.credentials.clone(),
             headers: self.headers.clone(),
+            external: self.external.clone(),
+            request: Request::default(),
             encoder: Encoder::new(),
         }
     }
@@ -127,7 +211,8 @@ impl Transport for Poster {
     type Batch = Samples;
 
     fn send(&mut self, batch: &Samples, timeout: Duration) -> Outcome {
-        let body = self.encoder.body(&batch.request);
+        let request = self.request.fill(&batch.points, &self.external);
+        let body = self.encoder.body(request);
         let auth = match &self.credentials {
             Credentials::None => Auth::None,
             Credentials::Basic { username, password } => Auth::Basic { username, password },
@@ -149,7 +234,6 @@ impl Transport for Poster {
 /// and at each flush every live series' samples handed to the sender thread.
 pub struct RemoteWriteBackend {
     store: Store,
-    external: Vec<(String, String)>,
     batch_size: usize,
     pusher: zibrato_push::Pusher<Poster>,
     /// The last flush's time (Unix ms): each flush is later, so that no
@@ -277,6 +361,8 @@ impl Backend for RemoteWriteBackend {
             http,
             credentials,
             headers: header_pairs(),
+            external: external.into(),
+            request: Request::default(),
             encoder: Encoder::new(),
         };
         let config = SenderConfig {
@@ -287,7 +373,6 @@ impl Backend for RemoteWriteBackend {
         };
         Ok(RemoteWriteBackend {
             store,
-            external,
             batch_size: settings.batch_size,
             pusher: zibrato_push::Pusher::new(transport, config, logger),
             last_ms: 0,
@@ -329,36 +414,27 @@ impl RemoteWriteBackend {
     /// `batch_size` samples.
     fn batches(&self, now_ms: i64) -> Vec<Samples> {
         let mut batches = Vec::new();
-        let mut batch = Samples::default();
-        let mut name = String::new();
+        let mut batch = Samples {
+            points: Vec::with_capacity(self.batch_size),
+        };
         for series in self.store.series() {
             series.samples(|sample| {
-                name.clear();
-                name.push_str(series.family);
-                name.push_str(sample.suffix);
-                let extra = sample
-                    .extra
-                    .map(|(label, value)| (label, number_text(value)));
-                let own = series
-                    .labels
-                    .iter()
-                    .map(|(k, v)| (&**k, &**v))
-                    .chain(extra.as_ref().map(|(k, v)| (*k, v.as_str())));
-                // A series' own label wins over an external one of its name.
-                let external = self
-                    .external
-                    .iter()
-                    .filter(|(k, _)| !series.labels.iter().any(|(own, _)| &**own == k))
-                    .map(|(k, v)| (k.as_str(), v.as_str()));
-                let mut out = TimeSeries::new(&name, own.chain(external));
-                out.push(sample.value, now_ms);
-                batch.push(out);
-                if batch.len() >= self.batch_size {
-                    batches.push(std::mem::take(&mut batch));
+                batch.points.push(Point {
+                    names: series.names.clone(),
+                    suffix: sample.suffix,
+                    extra: sample.extra,
+                    value: sample.value,
+                    timestamp_ms: now_ms,
+                });
+                if batch.points.len() >= self.batch_size {
+                    let next = Vec::with_capacity(self.batch_size);
+                    batches.push(Samples {
+                        points: std::mem::replace(&mut batch.points, next),
+                    });
                 }
             });
         }
-        if !batch.is_empty() {
+        if !batch.points.is_empty() {
             batches.push(batch);
         }
         batches
@@ -375,3 +451,127 @@ fn unix_millis() -> i64 {
 
 // The line that makes this crate a Zibrato plugin.
 zibrato_backend_api::export_backend!(RemoteWriteBackend);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(family: &str, labels: &[(&str, &str)]) -> Arc<Names> {
+        Arc::new(Names {
+            family: family.into(),
+            labels: labels
+                .iter()
+                .map(|(k, v)| ((*k).into(), (*v).into()))
+                .collect(),
+        })
+    }
+
+    fn point(
+        names: &Arc<Names>,
+        suffix: &'static str,
+        extra: Option<(&'static str, f64)>,
+    ) -> Point {
+        Point {
+            names: names.clone(),
+            suffix,
+            extra,
+            value: 2.5,
+            timestamp_ms: 1_000,
+        }
+    }
+
+    /// What `TimeSeries::new` makes of a point: the reference.
+    fn expected(p: &Point, external: &[(String, String)]) -> TimeSeries {
+        let name = format!("{}{}", p.names.family, p.suffix);
+        let extra = p
+            .extra
+            .map(|(k, v)| (k, zibrato_prometheus_series::numbers::number_text(v)));
+        let own = p.names.labels.iter().map(|(k, v)| (&**k, &**v));
+        let mut series = TimeSeries::new(
+            &name,
+            own.chain(extra.as_ref().map(|(k, v)| (*k, v.as_str())))
+                .chain(external.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
+        );
+        series.push(p.value, p.timestamp_ms);
+        series
+    }
+
+    #[test]
+    fn a_request_filled_again_and_again_is_what_timeseries_new_builds() {
+        let external = vec![
+            ("Zone".to_string(), "a".to_string()),
+            ("cluster".to_string(), "eu-1".to_string()),
+            ("route".to_string(), "external loses".to_string()),
+        ];
+        let many = names(
+            "http_requests",
+            &[
+                ("A", "upper first"),
+                ("level", "info"),
+                ("route", "/api"),
+                ("source", ""),
+            ],
+        );
+        let few = names("q", &[]);
+        let timer = names("db_seconds", &[("level", "debug")]);
+        let rounds: [Vec<Point>; 3] = [
+            vec![
+                point(&many, "_total", None),
+                point(&timer, "_bucket", Some(("le", 0.25))),
+                point(&timer, "_bucket", Some(("le", f64::INFINITY))),
+                point(&few, "", None),
+            ],
+            // Fewer series, with fewer labels where more were.
+            vec![point(&few, "", None), point(&many, "_total", None)],
+            vec![
+                point(&timer, "", Some(("quantile", 0.99))),
+                point(&many, "_total", None),
+                point(&timer, "_count", None),
+            ],
+        ];
+        let mut request = Request::default();
+        for points in &rounds {
+            let filled = request.fill(points, &external).clone();
+            let want: Vec<TimeSeries> = points.iter().map(|p| expected(p, &external)).collect();
+            assert_eq!(filled.timeseries, want);
+        }
+        let first = &request.fill(&rounds[0], &external).timeseries[0];
+        let shown: Vec<(&str, &str)> = first
+            .labels
+            .iter()
+            .map(|l| (l.name.as_str(), l.value.as_str()))
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                ("A", "upper first"),
+                ("Zone", "a"),
+                ("__name__", "http_requests_total"),
+                ("cluster", "eu-1"),
+                ("level", "info"),
+                ("route", "/api"),
+            ]
+        );
+    }
+
+    #[test]
+    fn samples_older_than_the_cutoff_are_dropped_and_counted() {
+        let n = names("a", &[]);
+        let mut batch = Samples {
+            points: [5_000, 1_000, 9_000]
+                .map(|t| Point {
+                    timestamp_ms: t,
+                    ..point(&n, "", None)
+                })
+                .to_vec(),
+        };
+        let cutoff = Cutoff::new(UNIX_EPOCH + Duration::from_secs(10), Duration::from_secs(6));
+        assert_eq!(
+            batch.drop_too_old(&cutoff),
+            1,
+            "1 s is older than 10 s - 6 s"
+        );
+        let left: Vec<i64> = batch.points.iter().map(|p| p.timestamp_ms).collect();
+        assert_eq!(left, [5_000, 9_000]);
+    }
+}
