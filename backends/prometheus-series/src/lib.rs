@@ -5,4 +5,6 @@ pub mod names;
 pub mod numbers;
 pub mod store;
 
-pub use store::{Config, Distributions, Names, Recorded, Refused, Sample, SeriesRef, Store, Value};
+pub use store::{
+    Config, Distributions, LabelPairs, Names, Recorded, Refused, Sample, SeriesRef, Store, Value,
+};

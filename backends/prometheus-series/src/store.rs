@@ -491,10 +491,10 @@ fn new_entry(config: &Config, kind: Kind, series: &Series, id: u32) -> Entry {
     };
     Entry {
         id,
-        names: Arc::new(Names {
-            family: names::family_name(config.namespace.as_deref(), kind, series.name()).into(),
-            labels: names::labels(series, kind).into(),
-        }),
+        names: Arc::new(Names::new(
+            &names::family_name(config.namespace.as_deref(), kind, series.name()),
+            &names::labels(series, kind),
+        )),
         state,
         updated_ms: 0,
         touched: false,
@@ -504,13 +504,120 @@ fn new_entry(config: &Config, kind: Kind, series: &Series, id: u32) -> Entry {
 /// A series' family name and labels, as [`SeriesRef::family`] and
 /// [`SeriesRef::labels`] show them; they never change while the series is
 /// held.
-#[derive(Debug, PartialEq, Eq)]
+///
+/// They are kept in one piece of text (the family name, then each label's
+/// name and value), so that reading a series' names touches two places in
+/// memory, not one per string: writing a page or a request reads them for
+/// every series.
+#[derive(PartialEq, Eq)]
 pub struct Names {
-    /// Its family name.
-    pub family: Box<str>,
-    /// Its labels, sorted by name.
-    pub labels: Box<[(Box<str>, Box<str>)]>,
+    text: Box<str>,
+    /// Where each piece of `text` ends: the family name, then each label's
+    /// name and value.
+    ends: Box<[u32]>,
 }
+
+impl Names {
+    /// A family name and its labels (legal, sorted by name: as the store
+    /// makes them).
+    ///
+    /// # Panics
+    ///
+    /// When the text passes 4 GiB.
+    pub fn new<K: AsRef<str>, V: AsRef<str>>(family: &str, labels: &[(K, V)]) -> Names {
+        let mut text = String::with_capacity(
+            family.len()
+                + labels
+                    .iter()
+                    .map(|(k, v)| k.as_ref().len() + v.as_ref().len())
+                    .sum::<usize>(),
+        );
+        let mut ends = Vec::with_capacity(1 + 2 * labels.len());
+        let mut push = |piece: &str| {
+            text.push_str(piece);
+            ends.push(u32::try_from(text.len()).expect("a series' names within 4 GiB"));
+        };
+        push(family);
+        for (k, v) in labels {
+            push(k.as_ref());
+            push(v.as_ref());
+        }
+        Names {
+            text: text.into(),
+            ends: ends.into(),
+        }
+    }
+
+    /// The family name.
+    pub fn family(&self) -> &str {
+        &self.text[..self.ends[0] as usize]
+    }
+
+    /// How many labels.
+    pub fn len(&self) -> usize {
+        self.ends.len() / 2
+    }
+
+    /// Whether there are no labels.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The `i`-th label, (name, value).
+    ///
+    /// # Panics
+    ///
+    /// When `i` is not below [`Names::len`].
+    pub fn label(&self, i: usize) -> (&str, &str) {
+        let start = self.ends[2 * i] as usize;
+        let name = self.ends[2 * i + 1] as usize;
+        let value = self.ends[2 * i + 2] as usize;
+        (&self.text[start..name], &self.text[name..value])
+    }
+
+    /// The labels, (name, value), sorted by name.
+    pub fn labels(&self) -> LabelPairs<'_> {
+        LabelPairs {
+            names: self,
+            next: 0,
+        }
+    }
+}
+
+impl std::fmt::Debug for Names {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Names")
+            .field("family", &self.family())
+            .field("labels", &self.labels().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+/// The labels of a series ([`Names::labels`]).
+#[derive(Debug, Clone)]
+pub struct LabelPairs<'a> {
+    names: &'a Names,
+    next: usize,
+}
+
+impl<'a> Iterator for LabelPairs<'a> {
+    type Item = (&'a str, &'a str);
+
+    fn next(&mut self) -> Option<(&'a str, &'a str)> {
+        if self.next == self.names.len() {
+            return None;
+        }
+        self.next += 1;
+        Some(self.names.label(self.next - 1))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let left = self.names.len() - self.next;
+        (left, Some(left))
+    }
+}
+
+impl ExactSizeIterator for LabelPairs<'_> {}
 
 /// A series' value at the last flush.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -556,9 +663,6 @@ pub struct SeriesRef<'a> {
     /// Its family name, legal (`http_requests`, `db_query_seconds`); its
     /// samples' names add a suffix ([`SeriesRef::samples`]).
     pub family: &'a str,
-    /// Its labels, with legal names, sorted by name; none is `__name__`,
-    /// so a remote-write series puts `("__name__", sample name)` first.
-    pub labels: &'a [(Box<str>, Box<str>)],
     /// Its family name and labels, shared: for a backend that keeps them
     /// beyond the flush (a queue of samples waiting to be sent) without
     /// copying them.
@@ -584,6 +688,12 @@ pub struct Sample {
 }
 
 impl<'a> SeriesRef<'a> {
+    /// Its labels, with legal names, sorted by name; none is `__name__`,
+    /// so a remote-write series puts `("__name__", sample name)` among them.
+    pub fn labels(&self) -> LabelPairs<'a> {
+        self.names.labels()
+    }
+
     fn of(config: &'a Config, kind: Kind, e: &'a Entry) -> SeriesRef<'a> {
         let value = match &e.state {
             State::Counter(total) => Value::Counter(*total),
@@ -606,8 +716,7 @@ impl<'a> SeriesRef<'a> {
         SeriesRef {
             id: e.id,
             kind,
-            family: &e.names.family,
-            labels: &e.names.labels,
+            family: e.names.family(),
             names: &e.names,
             value,
             timestamp_ms: e.updated_ms,
@@ -681,8 +790,7 @@ mod tests {
         let mut out: Vec<String> = store
             .series()
             .map(|s| {
-                let labels: Vec<String> =
-                    s.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                let labels: Vec<String> = s.labels().map(|(k, v)| format!("{k}={v}")).collect();
                 let mut samples = Vec::new();
                 s.samples(|sample| {
                     let extra = sample
@@ -939,5 +1047,21 @@ mod tests {
             store(Config::default()).layout(),
             "no two stores share a layout number"
         );
+    }
+
+    #[test]
+    fn names_give_back_the_family_and_labels_they_were_made_of() {
+        let labels = [("a", ""), ("level", "info"), ("route", "/api/é")];
+        let n = Names::new("http_requests", &labels);
+        assert_eq!(n.family(), "http_requests");
+        assert_eq!(n.len(), 3);
+        assert_eq!(n.labels().len(), 3);
+        assert_eq!(n.labels().collect::<Vec<_>>(), labels);
+        assert_eq!(n.label(2), ("route", "/api/é"));
+        let none = Names::new::<&str, &str>("", &[]);
+        assert_eq!(none.family(), "");
+        assert!(none.is_empty());
+        assert_eq!(none.labels().next(), None);
+        assert_ne!(n, Names::new("http_requests", &labels[..2]));
     }
 }

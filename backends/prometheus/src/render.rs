@@ -136,7 +136,7 @@ impl Layout {
                 let next = ids.len() as u32;
                 let family = *ids.entry(s.family).or_insert(next);
                 let key = keys.len();
-                for (name, value) in s.labels.iter() {
+                for (name, value) in s.labels() {
                     push_key(&mut keys, name);
                     push_key(&mut keys, value);
                 }
@@ -183,7 +183,7 @@ impl Layout {
             };
             let start = labels.len();
             let series = by_id[s.id as usize].as_ref().expect("a series shown");
-            for (n, (name, value)) in series.labels.iter().enumerate() {
+            for (n, (name, value)) in series.labels().enumerate() {
                 if n > 0 {
                     labels.push(b',');
                 }
@@ -559,15 +559,17 @@ mod tests {
         store.record(&gauge("b", 1.0).with_labels("k=z"));
         store.flush(1);
         let mut expected: Vec<SeriesRef<'_>> = store.series().collect();
-        expected.sort_by(|a, b| (a.family, a.kind, a.labels).cmp(&(b.family, b.kind, b.labels)));
+        expected.sort_by(|a, b| {
+            (a.family, a.kind, a.labels().collect::<Vec<_>>()).cmp(&(
+                b.family,
+                b.kind,
+                b.labels().collect(),
+            ))
+        });
         let expected: Vec<String> = expected
             .iter()
             .map(|s| {
-                let pairs: Vec<String> = s
-                    .labels
-                    .iter()
-                    .map(|(k, v)| format!("{k}=\"{v}\""))
-                    .collect();
+                let pairs: Vec<String> = s.labels().map(|(k, v)| format!("{k}=\"{v}\"")).collect();
                 pairs.join(",")
             })
             .collect();

@@ -132,17 +132,17 @@ impl Request {
         let order = &mut self.order;
         for (point, out) in points.iter().zip(series.iter_mut()) {
             name.clear();
-            name.push_str(&point.names.family);
+            name.push_str(point.names.family());
             name.push_str(point.suffix);
             self.number.clear();
             if let Some((_, value)) = point.extra {
                 write_number(&mut self.number, &mut self.numbers, value);
             }
             let number = std::str::from_utf8(&self.number).unwrap_or_default();
-            let own = &point.names.labels;
+            let own = &point.names;
             let pair = |from: Origin| match from {
                 Origin::Name => (NAME_LABEL, name.as_str()),
-                Origin::Own(i) => (&*own[i].0, &*own[i].1),
+                Origin::Own(i) => own.label(i),
                 Origin::Extra => (point.extra.map_or("", |(key, _)| key), number),
                 Origin::External(i) => (external[i].0.as_str(), external[i].1.as_str()),
             };
@@ -457,13 +457,7 @@ mod tests {
     use super::*;
 
     fn names(family: &str, labels: &[(&str, &str)]) -> Arc<Names> {
-        Arc::new(Names {
-            family: family.into(),
-            labels: labels
-                .iter()
-                .map(|(k, v)| ((*k).into(), (*v).into()))
-                .collect(),
-        })
+        Arc::new(Names::new(family, labels))
     }
 
     fn point(
@@ -482,11 +476,11 @@ mod tests {
 
     /// What `TimeSeries::new` makes of a point: the reference.
     fn expected(p: &Point, external: &[(String, String)]) -> TimeSeries {
-        let name = format!("{}{}", p.names.family, p.suffix);
+        let name = format!("{}{}", p.names.family(), p.suffix);
         let extra = p
             .extra
             .map(|(k, v)| (k, zibrato_prometheus_series::numbers::number_text(v)));
-        let own = p.names.labels.iter().map(|(k, v)| (&**k, &**v));
+        let own = p.names.labels();
         let mut series = TimeSeries::new(
             &name,
             own.chain(extra.as_ref().map(|(k, v)| (*k, v.as_str())))
