@@ -83,6 +83,9 @@ impl Backend for OtlpBackend {
                 .into());
             }
         }
+        if settings.max_buckets < 2 {
+            return Err(SettingError::new("max_buckets", "must be at least 2").into());
+        }
         if settings.batch_size == 0 {
             return Err(SettingError::new("batch_size", "must be at least 1").into());
         }
@@ -128,6 +131,7 @@ impl Backend for OtlpBackend {
                 temporality: settings.temporality,
                 timers: settings.timers,
                 bounds: settings.buckets.clone(),
+                max_buckets: settings.max_buckets,
                 source_as_host_name: settings.source_as_host_name,
                 ttl_ns: settings.ttl.get().as_nanos().min(u128::from(u64::MAX)) as u64,
                 max_series: settings.max_series,

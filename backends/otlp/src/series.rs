@@ -26,7 +26,7 @@ use crate::wire::{
 };
 use std::collections::HashMap;
 use zibrato_backend_api::aggregate::{AddError, Aggregator, Series, SeriesCapReached};
-use zibrato_backend_api::sketch::{NotFinite, Sketch};
+use zibrato_backend_api::sketch::{BucketRange, NotFinite, Sketch};
 use zibrato_backend_api::{Kind, Measurement};
 
 /// The OTLP metric type a point belongs to, with what its metric header
@@ -193,6 +193,9 @@ pub struct Config {
     pub timers: Timers,
     /// The explicit buckets' bounds.
     pub bounds: Vec<f64>,
+    /// The most buckets of each sign an exponential histogram point holds
+    /// (at least 2): a sketch with more is sent downscaled.
+    pub max_buckets: usize,
     /// Whether a source is the resource's `host.name` rather than an
     /// attribute.
     pub source_as_host_name: bool,
@@ -446,6 +449,7 @@ impl Store {
             start,
             time,
             sketch,
+            self.config.max_buckets,
         ));
         self.point(series, Shape::Exponential(kind == Kind::Timer), data)
     }
@@ -475,20 +479,43 @@ impl Store {
     }
 }
 
-/// A sketch as an OTLP exponential histogram point. The sketch's bucket `i`
-/// at scale `s` holds `(2^(i·2^-s), 2^((i+1)·2^-s)]`, exactly the data
-/// model's bucket `i` of base `2^(2^-s)`: scale, offsets and counts go over
-/// as they are.
+/// A sketch as an OTLP exponential histogram point, of at most
+/// `max_buckets` buckets of each sign (at least 2).
+///
+/// The sketch's bucket `i` at scale `s` holds `(2^(i·2^-s), 2^((i+1)·2^-s)]`,
+/// exactly the data model's bucket `i` of base `2^(2^-s)`: scale, offsets
+/// and counts go over as they are. A sketch spanning more buckets than
+/// `max_buckets` is sent at the highest scale at which it fits, each run of
+/// `2^c` adjacent buckets merged into one (bucket `i` into `i >> c`), as
+/// OpenTelemetry's SDKs downscale: the counts stay exact, the buckets
+/// coarser.
 pub fn exponential_point(
     attributes: Vec<KeyValue>,
     start: u64,
     time: u64,
     sketch: &Sketch,
+    max_buckets: usize,
 ) -> ExponentialHistogramDataPoint {
-    let buckets = |range: zibrato_backend_api::sketch::BucketRange<'_>| {
-        (!range.is_empty()).then(|| Buckets {
-            offset: range.offset(),
-            bucket_counts: range.counts().collect(),
+    let scale = i32::from(sketch.scale());
+    let (positive, negative) = (sketch.positive(), sketch.negative());
+    let max = max_buckets.max(2);
+    // The scale can go no lower than the data model's -10, where two
+    // buckets hold any finite value.
+    let shift = downscale(&positive, max)
+        .max(downscale(&negative, max))
+        .min((scale + 10).max(0) as u32);
+    let buckets = |range: BucketRange<'_>| {
+        (!range.is_empty()).then(|| {
+            let first = range.offset() >> shift;
+            let last = (range.offset() + range.len() as i32 - 1) >> shift;
+            let mut counts = vec![0u64; (last - first + 1) as usize];
+            for (k, n) in range.counts().enumerate() {
+                counts[(((range.offset() + k as i32) >> shift) - first) as usize] += n;
+            }
+            Buckets {
+                offset: first,
+                bucket_counts: counts,
+            }
         })
     };
     ExponentialHistogramDataPoint {
@@ -498,15 +525,29 @@ pub fn exponential_point(
         count: sketch.count(),
         // The data model leaves the sum out when values may be negative.
         sum: sketch.min().filter(|m| *m >= 0.0).map(|_| sketch.sum()),
-        scale: i32::from(sketch.scale()),
+        scale: scale - shift as i32,
         zero_count: sketch.zero_count(),
         zero_threshold: sketch.zero_threshold(),
-        positive: buckets(sketch.positive()),
-        negative: buckets(sketch.negative()),
+        positive: buckets(positive),
+        negative: buckets(negative),
         min: sketch.min(),
         max: sketch.max(),
         ..Default::default()
     }
+}
+
+/// The least `c` such that the range's buckets, each index shifted right
+/// by `c`, number at most `max`.
+fn downscale(range: &BucketRange<'_>, max: usize) -> u32 {
+    if range.is_empty() {
+        return 0;
+    }
+    let (first, last) = (range.offset(), range.offset() + range.len() as i32 - 1);
+    let mut c = 0;
+    while c < 31 && ((last >> c) - (first >> c) + 1) as usize > max {
+        c += 1;
+    }
+    c
 }
 
 /// Unix seconds (a measurement's time) in Unix nanoseconds; 0 and earlier
@@ -530,6 +571,7 @@ mod tests {
                 temporality,
                 timers,
                 bounds: vec![0.01, 1.0],
+                max_buckets: 160,
                 source_as_host_name: false,
                 ttl_ns: 10 * S,
                 max_series: 100,
@@ -741,5 +783,53 @@ mod tests {
         assert_eq!(points[0].host.as_deref(), Some("web1"));
         assert_eq!(attrs(&points[0]), [("level".into(), "info".into())]);
         assert_eq!(number(&points[0]), (100 * S, 100 * S + 1, 1.0));
+    }
+
+    #[test]
+    fn a_wide_sketch_is_sent_downscaled_to_max_buckets_with_every_count_kept() {
+        let mut sketch = Sketch::new();
+        let values: Vec<f64> = (1..=1000).map(|v| f64::from(v) * 0.001).collect();
+        for v in &values {
+            sketch.record(*v).unwrap();
+            sketch.record(-*v).unwrap();
+        }
+        assert!(sketch.positive().len() > 160, "{}", sketch.positive().len());
+        let p = exponential_point(Vec::new(), 1, 2, &sketch, 160);
+        let (pos, neg) = (p.positive.as_ref().unwrap(), p.negative.as_ref().unwrap());
+        assert!(pos.bucket_counts.len() <= 160 && neg.bucket_counts.len() <= 160);
+        assert!(p.scale < i32::from(sketch.scale()));
+        assert_eq!(pos.bucket_counts.iter().sum::<u64>(), 1000);
+        assert_eq!(neg.bucket_counts.iter().sum::<u64>(), 1000);
+        assert_eq!(p.sum, None, "negative values: no sum");
+        // Every value still in the bucket the data model puts it in.
+        let base = 2f64.powf(2f64.powi(-p.scale));
+        let mut expected = vec![0u64; pos.bucket_counts.len()];
+        for v in &values {
+            let i = (0..expected.len())
+                .find(|&k| {
+                    let i = pos.offset + k as i32;
+                    base.powi(i) < *v && *v <= base.powi(i + 1) * (1.0 + 1e-12)
+                })
+                .unwrap_or_else(|| panic!("{v} in no bucket"));
+            expected[i] += 1;
+        }
+        let off_by_rounding: u64 = expected
+            .iter()
+            .zip(&pos.bucket_counts)
+            .map(|(a, b)| a.abs_diff(*b))
+            .sum();
+        // A value within a rounding error of a boundary may fall either side.
+        assert!(
+            off_by_rounding <= 4,
+            "{expected:?} vs {:?}",
+            pos.bucket_counts
+        );
+        // A narrow sketch goes as it is.
+        let mut narrow = Sketch::new();
+        narrow.record(1.0).unwrap();
+        narrow.record(1.0).unwrap();
+        let p = exponential_point(Vec::new(), 1, 2, &narrow, 160);
+        assert_eq!(p.scale, i32::from(narrow.scale()));
+        assert_eq!(p.positive.unwrap().offset, narrow.positive().offset());
     }
 }

@@ -41,6 +41,10 @@ pub const DEFAULT_SERVICE_NAME: &str = "zibrato";
 /// Collector's batch processor sends them.
 pub const DEFAULT_BATCH_SIZE: usize = 8192;
 
+/// The default `max_buckets`: the OpenTelemetry SDKs' default `MaxSize` of
+/// an exponential histogram.
+pub const DEFAULT_MAX_BUCKETS: usize = 160;
+
 /// How sums and histograms carry their values from one flush to the next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -93,6 +97,8 @@ pub struct Settings {
     /// The explicit buckets' upper bounds (seconds for timers), for
     /// `timers = "histogram"`.
     pub buckets: Vec<f64>,
+    /// The most buckets of each sign in an exponential histogram point.
+    pub max_buckets: usize,
     /// The resource's attributes (`service.name` is `"zibrato"` unless given).
     pub resource: BTreeMap<String, String>,
     /// Whether a measurement's source is the resource's `host.name` rather
@@ -121,6 +127,7 @@ impl Default for Settings {
             temporality: Temporality::Cumulative,
             timers: Timers::Exponential,
             buckets: DEFAULT_BUCKETS.to_vec(),
+            max_buckets: DEFAULT_MAX_BUCKETS,
             resource: BTreeMap::new(),
             source_as_host_name: false,
             ttl: Seconds(Duration::from_secs(5 * 60)),
@@ -143,6 +150,7 @@ impl fmt::Debug for Settings {
             .field("temporality", &self.temporality)
             .field("timers", &self.timers)
             .field("buckets", &self.buckets)
+            .field("max_buckets", &self.max_buckets)
             .field("resource", &self.resource)
             .field("source_as_host_name", &self.source_as_host_name)
             .field("ttl", &self.ttl)
@@ -290,6 +298,7 @@ mod tests {
         assert_eq!(s.temporality, Temporality::Cumulative);
         assert_eq!(s.timers, Timers::Exponential);
         assert_eq!(s.buckets, DEFAULT_BUCKETS);
+        assert_eq!(s.max_buckets, 160);
         assert!(s.resource.is_empty() && !s.source_as_host_name);
         assert_eq!(s.ttl.get(), Duration::from_secs(300));
         assert_eq!(s.batch_size, 8192);
@@ -314,12 +323,12 @@ mod tests {
             (ENDPOINT_ENV, "http://b:2"),
         ]);
         assert_eq!(
-            set.metrics_url_with(&both),
+            set.metrics_url_with(both),
             "https://otel.example.com:4318/v1/metrics"
         );
         let unset = Settings::default();
         // The signal's own variable is the whole URL; the general one a base.
-        assert_eq!(unset.metrics_url_with(&both), "http://a:1/custom/path");
+        assert_eq!(unset.metrics_url_with(both), "http://a:1/custom/path");
         assert_eq!(
             unset.metrics_url_with(env(&[(ENDPOINT_ENV, "http://b:2/otlp")])),
             "http://b:2/otlp/v1/metrics"
