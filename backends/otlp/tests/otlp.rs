@@ -342,6 +342,41 @@ fn a_413_splits_the_request_until_every_half_fits() {
 }
 
 #[test]
+fn a_half_delivered_before_a_retry_is_not_sent_again() {
+    let c = Collector::start();
+    c.limit(2);
+    // The piece holding split.4, once the request is cut small enough.
+    c.fault(json!({"match": "split.4", "at_most": 2, "status": 503}));
+    let p = start(
+        Some(&c.endpoint()),
+        &["--set", "otlp.temporality=delta"],
+        &[],
+    );
+    let t = now();
+    let frame: Vec<String> = (0..5)
+        .map(|i| format!("info|Counter|split.{i}|{}|{t}|", i + 1))
+        .collect();
+    p.publisher.send(frame.join("\n"));
+    let state = c.wait("all five counters after the retry", |s| {
+        (0..5).all(|i| !s.named(&format!("split.{i}")).is_empty())
+    });
+    assert!(state.requests().iter().any(|r| r["status"] == 503));
+    for i in 0..5 {
+        assert_eq!(
+            state.named(&format!("split.{i}")).len(),
+            1,
+            "split.{i} delivered once: {:?}",
+            state
+                .requests()
+                .iter()
+                .map(|r| (&r["status"], &r["names"]))
+                .collect::<Vec<_>>()
+        );
+    }
+    wait_count(&p.worker, "flushed", 5);
+}
+
+#[test]
 fn a_partial_success_is_logged_and_its_rejected_points_counted_as_dropped() {
     let c = Collector::start();
     c.fault(json!({"match": "partly", "rejected": 1, "message": "1 point had a bad attribute"}));

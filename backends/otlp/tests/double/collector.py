@@ -27,7 +27,8 @@ body naming the rule; one passing is answered 200 with an empty
 `ExportMetricsServiceResponse` and every point kept.
 
 Faults are injected through `POST /control/fault` (JSON): the next request
-whose metric names include `match` (any, if none is given) is answered with
+whose metric names include `match` (any, if none is given), and that
+carries at most `at_most` data points if that is given, is answered with
 `status` (and `retry_after`, `message` as a Status body), or accepted with
 a `partial_success` of `rejected` points, or held unanswered (`stall`);
 `always` keeps the fault for every matching request. `POST /control/limit`
@@ -238,11 +239,12 @@ def check(request):
     return records, seen
 
 
-def take_fault(names):
+def take_fault(names, points):
     with STATE.lock:
         for i, fault in enumerate(STATE.faults):
             match = fault.get("match")
-            if match is None or any(match in n for n in names):
+            small = fault.get("at_most") is None or points <= fault["at_most"]
+            if small and (match is None or any(match in n for n in names)):
                 if not fault.get("always"):
                     del STATE.faults[i]
                 return fault
@@ -309,7 +311,7 @@ class Handler(BaseHTTPRequestHandler):
                 if m.WhichOneof("data")
             )
             log["names"] = names
-            fault = take_fault(names)
+            fault = take_fault(names, log["points"])
             if fault is not None:
                 log["fault"] = fault
                 if fault.get("stall"):
