@@ -168,6 +168,7 @@ mod client;
 mod forms;
 mod global;
 mod guards;
+mod handles;
 
 // What a recording call does on the calling thread.
 mod clock;
@@ -190,6 +191,8 @@ mod socket;
 mod subscriptions;
 
 pub mod limits;
+#[cfg(feature = "metrics")]
+pub mod metrics;
 
 #[doc(hidden)]
 pub mod __private;
@@ -199,6 +202,7 @@ pub use client::{MetricValue, Zibrato};
 pub use forms::{Labelled, Sourced};
 pub use global::{default_client, flush_default, set_default};
 pub use guards::{CountGuard, Timer};
+pub use handles::{Counter, Gauge};
 pub use stats::Stats;
 pub use zibrato_backend_api::endpoint::{DEFAULT_HOST, DEFAULT_PORT};
 pub use zibrato_backend_api::Kind;
