@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod examples;
 pub mod stdout;
 
 use std::time::{Duration, Instant};
