@@ -44,13 +44,20 @@ fn handle_increment(c: &mut Criterion) {
     let z = client();
     let native = z.labels(&[("route", "/api")]).counter("info", "requests");
     let zibrato_recorder = zibrato::metrics::Recorder::new(&z);
-    let facade = with_local_recorder(&zibrato_recorder, || counter!("requests", "route" => "/api"));
+    let facade = with_local_recorder(
+        &zibrato_recorder,
+        || counter!("requests", "route" => "/api"),
+    );
     let prometheus = prometheus();
     let exporter = with_local_recorder(&prometheus, || counter!("requests", "route" => "/api"));
 
     let mut group = c.benchmark_group("handle_increment");
-    group.bench_function("zibrato_counter", |b| b.iter(|| black_box(&native).increment(1)));
-    group.bench_function("zibrato_facade", |b| b.iter(|| black_box(&facade).increment(1)));
+    group.bench_function("zibrato_counter", |b| {
+        b.iter(|| black_box(&native).increment(1))
+    });
+    group.bench_function("zibrato_facade", |b| {
+        b.iter(|| black_box(&facade).increment(1))
+    });
     group.bench_function("prometheus_facade", |b| {
         b.iter(|| black_box(&exporter).increment(1))
     });
@@ -122,5 +129,10 @@ fn four_threads_one_handle(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, handle_increment, counter_macro, four_threads_one_handle);
+criterion_group!(
+    benches,
+    handle_increment,
+    counter_macro,
+    four_threads_one_handle
+);
 criterion_main!(benches);

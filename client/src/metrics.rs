@@ -1,4 +1,4 @@
-//! Zibrato as the recorder of the [`metrics`](::metrics) crate (0.24), with
+//! Zibrato as the recorder of the [`metrics`] crate (0.24), with
 //! the `metrics` cargo feature: every `counter!`, `gauge!` and `histogram!`
 //! in the process, the program's and its libraries', travels the pipeline.
 //!
@@ -36,7 +36,7 @@
 //!   line with the value goes out at each pass where it changed.
 //! - **Histograms** are sent value by value, as `Histogram` lines, or as
 //!   `Timer` lines (seconds) once their name was described with
-//!   [`Unit::Seconds`](::metrics::Unit::Seconds)
+//!   [`Unit::Seconds`]
 //!   (`describe_histogram!("db.query", Unit::Seconds, "…")`, before or
 //!   after the first value). In legacy mode, whose Zibrato 0.2 workers know
 //!   no histograms, a `Histogram` is not sent and is counted
@@ -83,7 +83,7 @@ pub const LEVEL_LABEL: &str = "level";
 /// The label that picks a metric's source.
 pub const SOURCE_LABEL: &str = "source";
 
-/// A [`metrics::Recorder`](::metrics::Recorder) that sends through a
+/// A [`metrics::Recorder`] that sends through a
 /// [`Zibrato`] client. Cheap to clone: clones share the series.
 #[derive(Clone)]
 pub struct Recorder {
@@ -335,8 +335,11 @@ const SHARDS: usize = 16;
 /// A facade's series by key: each key's hash is computed once by `metrics`
 /// (and kept in the key), so the maps use it as it is.
 struct Keyed<T> {
-    shards: [RwLock<HashMap<Key, Arc<T>, BuildHasherDefault<KeyHash>>>; SHARDS],
+    shards: [Shard<T>; SHARDS],
 }
+
+/// One lock's share of a facade's series.
+type Shard<T> = RwLock<HashMap<Key, Arc<T>, BuildHasherDefault<KeyHash>>>;
 
 impl<T> Default for Keyed<T> {
     fn default() -> Keyed<T> {

@@ -21,7 +21,9 @@
 use crate::client::Zibrato;
 use crate::clock::unix_now;
 use crate::labels::{LabelCounts, Pairs};
-use crate::line::{Line, Sample, SeriesLine, Value, Wire};
+#[cfg(feature = "metrics")]
+use crate::line::SeriesLine;
+use crate::line::{Line, Sample, Value, Wire};
 use crate::local;
 use crate::shared::Shared;
 use crate::stats::{add_owned, add_shared, bump_owned, bump_shared, ThreadCounters};
@@ -125,6 +127,7 @@ impl Zibrato {
     /// `record` for a series whose line was made before (the `metrics`
     /// facade's histograms): only the value and timestamp are formatted.
     /// `level` is the level as given, for the subscription check.
+    #[cfg(feature = "metrics")]
     #[inline]
     pub(crate) fn record_series(&self, level: &str, series: &SeriesLine, value: Value) {
         let shared = &self.inner.shared;
@@ -152,6 +155,7 @@ impl Zibrato {
     }
 
     /// Counts one histogram not sent in legacy mode (the facade's).
+    #[cfg(feature = "metrics")]
     pub(crate) fn count_legacy_histogram(&self) {
         self.histogram_in_legacy_mode();
     }
@@ -211,6 +215,7 @@ fn enqueue(shared: &Shared, stripe: usize, sample: &Sample) -> Option<LabelCount
 }
 
 /// [`enqueue`] for a series whose line was made before.
+#[cfg(feature = "metrics")]
 #[inline(never)]
 fn enqueue_series(
     shared: &Shared,
