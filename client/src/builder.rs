@@ -93,6 +93,7 @@ pub struct Builder {
     batching: bool,
     max_frame_bytes: usize,
     send_hwm: i32,
+    handle_interval: Duration,
 }
 
 impl std::fmt::Debug for Builder {
@@ -108,6 +109,7 @@ impl std::fmt::Debug for Builder {
             .field("batching", &self.batching)
             .field("max_frame_bytes", &self.max_frame_bytes)
             .field("send_hwm", &self.send_hwm)
+            .field("handle_interval", &self.handle_interval)
             .finish()
     }
 }
@@ -125,6 +127,7 @@ impl Default for Builder {
             batching: true,
             max_frame_bytes: Builder::DEFAULT_MAX_FRAME_BYTES,
             send_hwm: Builder::DEFAULT_SEND_HWM,
+            handle_interval: Builder::DEFAULT_HANDLE_INTERVAL,
         }
     }
 }
@@ -142,6 +145,8 @@ impl Builder {
     pub const DEFAULT_MAX_FRAME_BYTES: usize = 8 << 10;
     /// The default [`Builder::send_hwm`], in frames.
     pub const DEFAULT_SEND_HWM: i32 = 10_000;
+    /// The default [`Builder::handle_interval`].
+    pub const DEFAULT_HANDLE_INTERVAL: Duration = Duration::from_secs(1);
 
     /// The defaults: the broker at [`DEFAULT_HOST`] on [`DEFAULT_PORT`],
     /// batching on, and the `DEFAULT_*` settings above, which are:
@@ -160,6 +165,7 @@ impl Builder {
     /// assert_eq!(Builder::DEFAULT_HOLD_CAPACITY, 8 << 20);
     /// assert_eq!(Builder::DEFAULT_MAX_FRAME_BYTES, 8 << 10);
     /// assert_eq!(Builder::DEFAULT_SEND_HWM, 10_000);
+    /// assert_eq!(Builder::DEFAULT_HANDLE_INTERVAL, Duration::from_secs(1));
     /// ```
     pub fn new() -> Builder {
         Builder::default()
@@ -276,6 +282,18 @@ impl Builder {
         self
     }
 
+    /// How often the I/O thread sends the sums and values of handles
+    /// ([`Zibrato::counter`], [`Zibrato::gauge_handle`], the `metrics`
+    /// facade's counters and gauges), one line per series that moved
+    /// (default [`Builder::DEFAULT_HANDLE_INTERVAL`]). A flush, and closing
+    /// the client, send them at once too. Shorter than the workers' flush
+    /// interval, so that each of their flushes sees the series; longer means
+    /// fewer lines. Must be more than zero.
+    pub fn handle_interval(mut self, interval: Duration) -> Builder {
+        self.handle_interval = interval;
+        self
+    }
+
     /// Checks the settings, resolves the host, connects the socket and starts
     /// the I/O thread.
     pub fn build(self) -> Result<Zibrato, Error> {
@@ -300,6 +318,12 @@ impl Builder {
                 reason: "must be 0 (no limit) or more",
             });
         }
+        if self.handle_interval.is_zero() {
+            return Err(Error::InvalidSetting {
+                setting: "handle_interval",
+                reason: "must be more than zero",
+            });
+        }
         let endpoint = Endpoint::resolve(&self.host, port)?;
         // Timers must never wait for the clock's calibration.
         crate::clock::calibrate();
@@ -319,6 +343,7 @@ impl Builder {
             hold_bytes: self.hold_bytes,
             batching: self.batching,
             max_frame: self.max_frame_bytes.max(1),
+            handle_interval: self.handle_interval,
         };
         // The I/O thread drops its clone of the context when it closes, which
         // terminates it only if it was the last one: ours, not a borrowed one.

@@ -25,6 +25,7 @@
 use crate::builder::{Builder, Error};
 use crate::forms::{Labelled, Sourced};
 use crate::guards::{self, CountGuard, Timer};
+use crate::handles::{Counter, Gauge};
 use crate::line::Value;
 use crate::shared::Shared;
 use crate::stats::Stats;
@@ -195,6 +196,44 @@ impl Zibrato {
         f()
     }
 
+    /// A counter handle for `name` at `level`: made once, it adds up in the
+    /// client, and the I/O thread sends one `Counter` line with the sum per
+    /// [pass](Builder::handle_interval) in which it moved. An increment is
+    /// one relaxed atomic add on the calling thread: no formatting, no
+    /// queue, no allocation, whatever the level (at a level nobody
+    /// subscribes to, its lines are counted `filtered` by the I/O thread).
+    ///
+    /// ```no_run
+    /// let z = zibrato::Zibrato::new()?;
+    /// let requests = z.counter("info", "requests");
+    /// let api = z.labels(&[("route", "/api")]).source("web1").counter("info", "requests");
+    /// for _ in 0..1000 {
+    ///     requests.increment(1);
+    ///     api.increment(1);
+    /// }
+    /// // Within a second: info|Counter|requests|1000|…|not_specified
+    /// //                  info|Counter|requests;route=/api|1000|…|web1
+    /// # Ok::<(), zibrato::Error>(())
+    /// ```
+    ///
+    /// Making one formats the series' line (labels checked, sorted and
+    /// repaired as for [`Zibrato::labels`], and counted in [`Stats`] once
+    /// per handle made) and takes the client's registry lock; making the
+    /// same series again gives a handle to the same cell. Series are kept
+    /// for the client's life.
+    pub fn counter(&self, level: &str, name: &str) -> Counter {
+        self.counter_series(level, name, None, &[])
+    }
+
+    /// A gauge handle for `name` at `level`: its value is kept in the client
+    /// ([`Gauge::set`], [`Gauge::increment`], [`Gauge::decrement`], each an
+    /// atomic operation) and sent as a `Gauge` line at each
+    /// [pass](Builder::handle_interval) in which it changed. See
+    /// [`Zibrato::counter`]; [`Zibrato::gauge`] sends each reading instead.
+    pub fn gauge_handle(&self, level: &str, name: &str) -> Gauge {
+        self.gauge_series(level, name, None, &[])
+    }
+
     /// The forms of this client with `source` attached.
     #[inline]
     pub fn source<'a>(&'a self, source: &'a str) -> Sourced<'a> {
@@ -292,6 +331,8 @@ mod tests {
         send_sync::<CountGuard<'static>>();
         send_sync::<Sourced<'static>>();
         send_sync::<Labelled<'static>>();
+        send_sync::<Counter>();
+        send_sync::<Gauge>();
     }
 
     #[test]

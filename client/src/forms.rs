@@ -8,6 +8,7 @@
 
 use crate::client::{MetricValue, Zibrato};
 use crate::guards::{count_guard, CountGuard, Timer};
+use crate::handles::{Counter, Gauge};
 use crate::labels::Pairs;
 use crate::line::Value;
 use std::time::Duration;
@@ -171,6 +172,18 @@ macro_rules! forms {
                 let (client, source, labels) = self.parts();
                 let _timer = Timer::start(client, level, name, source, labels);
                 f()
+            }
+
+            #[doc = concat!("Like [`Zibrato::counter`], with ", $attached, ".")]
+            pub fn counter(self, level: &str, name: &str) -> Counter {
+                let (client, source, labels) = self.parts();
+                client.counter_series(level, name, source, labels)
+            }
+
+            #[doc = concat!("Like [`Zibrato::gauge_handle`], with ", $attached, ".")]
+            pub fn gauge_handle(self, level: &str, name: &str) -> Gauge {
+                let (client, source, labels) = self.parts();
+                client.gauge_series(level, name, source, labels)
             }
         }
     };

@@ -9,11 +9,17 @@
 //!    holding, and counted as filtered otherwise;
 //! 3. sends every open frame, so that when idle a line leaves at once and
 //!    under load frames fill up by themselves;
-//! 4. answers flush requests, and on shutdown keeps going until everything is
+//! 4. every [`Builder::handle_interval`](crate::Builder::handle_interval)
+//!    (and for each new flush request, and once on shutdown) makes a pass
+//!    over the handles' series ([`crate::handles`]): one line per counter
+//!    whose sum moved and per gauge whose value changed, routed like the
+//!    lines from the queue;
+//! 5. answers flush requests, and on shutdown keeps going until everything is
 //!    handed over or the linger runs out;
-//! 5. sleeps in `zmq_poll` on the socket and the waker when there is nothing
+//! 6. sleeps in `zmq_poll` on the socket and the waker when there is nothing
 //!    new to do, until the nearest deadline (end of holding, end of the
-//!    linger, next retry of a backlog ZeroMQ pushed back on); it never spins
+//!    linger, next retry of a backlog ZeroMQ pushed back on, next pass over
+//!    the handles once there are any); it never spins
 //!    on a flush or shutdown that has to wait.
 //!
 //! **Holding** (the slow-joiner fix). ZeroMQ's `PUB`/`XPUB` side drops
@@ -50,6 +56,9 @@
 //! queue, where any loss is counted. An `XPUB` socket cannot say when it has
 //! room again, so the thread retries after [`STALL_FIRST`], doubling up to
 //! [`STALL_MAX`] while ZeroMQ keeps pushing back, and sleeps in between.
+//! Meanwhile it makes no timed passes over the handles: their sums keep
+//! adding up in their cells, and go out in one line each once ZeroMQ takes
+//! frames again.
 //!
 //! **Closing.** On shutdown the thread goes on until everything queued and
 //! held has been handed to ZeroMQ or the linger has run out, counts what is
@@ -60,6 +69,7 @@
 //! next retry or its deadline, and one whose caller gave up is finished in
 //! the same way, without spinning.
 
+use crate::handles::Aggregator;
 use crate::line::Line;
 use crate::shared::Shared;
 use crate::stats::add_owned;
@@ -77,6 +87,7 @@ pub(crate) struct IoConfig {
     pub(crate) hold_bytes: usize,
     pub(crate) batching: bool,
     pub(crate) max_frame: usize,
+    pub(crate) handle_interval: Duration,
 }
 
 /// How long holding goes on after the first subscription arrives: a broker
@@ -140,6 +151,14 @@ pub(crate) struct IoThread {
     flush: Option<(u64, u64)>,
     flush_done: u64,
     close_at: Option<Instant>,
+    /// The handles' series and what was last sent of each.
+    aggregator: Aggregator,
+    /// When the next timed pass over the handles is due.
+    next_pass: Instant,
+    /// The last flush request a pass over the handles was made for.
+    passed_for_flush: u64,
+    /// The pass made on shutdown is done.
+    final_pass: bool,
 }
 
 impl IoThread {
@@ -150,6 +169,7 @@ impl IoThread {
         config: IoConfig,
     ) -> IoThread {
         let hold_until = Some(Instant::now() + config.hold);
+        let next_pass = Instant::now() + config.handle_interval;
         IoThread {
             shared,
             socket,
@@ -168,6 +188,10 @@ impl IoThread {
             flush: None,
             flush_done: 0,
             close_at: None,
+            aggregator: Aggregator::default(),
+            next_pass,
+            passed_for_flush: 0,
+            final_pass: false,
         }
     }
 
@@ -182,6 +206,7 @@ impl IoThread {
             } else {
                 0
             };
+            self.pass_if_due();
             self.serve_flush();
             if self.shutdown_due() {
                 break;
@@ -302,15 +327,51 @@ impl IoThread {
             add_owned(&self.shared.counters.io.send_failed, 1);
             return;
         }
-        let level = line.level();
+        self.route_bytes(line.level(), line.as_bytes());
+    }
+
+    /// Sends, holds or filters one line of `level`.
+    fn route_bytes(&mut self, level: &[u8], line: &[u8]) {
         if self.state.subscribed(level) {
-            self.add_line(level, line.as_bytes());
+            self.add_line(level, line);
         } else if self.state.holding {
-            self.hold_line(level, line.as_bytes());
+            self.hold_line(level, line);
         } else {
-            // The subscription went away after the caller checked.
+            // Nobody subscribes (any more): a queued line's caller checked
+            // before the subscription went away; a handle's sum is never
+            // checked on the calling thread.
             add_owned(&self.shared.counters.io.filtered, 1);
         }
+    }
+
+    /// Makes a pass over the handles' series when one is due: timed (not
+    /// while ZeroMQ pushes back: the sums wait in their cells), for a new
+    /// flush request, or once on shutdown.
+    fn pass_if_due(&mut self) {
+        let shared = Arc::clone(&self.shared);
+        if !self.aggregator.active(&shared.handles) {
+            return;
+        }
+        let now = Instant::now();
+        let requested = shared.flush_requested.load(Ordering::Acquire);
+        let for_flush = requested > self.passed_for_flush;
+        let for_shutdown = !self.final_pass && shared.shutdown.load(Ordering::Acquire);
+        let timed = now >= self.next_pass && self.backlog.is_empty();
+        if !(timed || for_flush || for_shutdown) {
+            return;
+        }
+        self.passed_for_flush = requested;
+        self.final_pass |= for_shutdown;
+        self.next_pass = now + self.config.handle_interval;
+        let mut aggregator = std::mem::take(&mut self.aggregator);
+        let lines = aggregator.pass(&shared.handles, |level, line| {
+            self.route_bytes(level, line);
+        });
+        self.aggregator = aggregator;
+        let io = &shared.counters.io;
+        add_owned(&io.aggregated, lines);
+        add_owned(&io.passes, 1);
+        self.send_frames();
     }
 
     fn hold_line(&mut self, level: &[u8], line: &[u8]) {
@@ -456,7 +517,14 @@ impl IoThread {
     fn sleep(&mut self) {
         let now = Instant::now();
         let mut timeout = IDLE_POLL;
-        for deadline in [self.hold_until, self.close_at].into_iter().flatten() {
+        let next_pass = self
+            .aggregator
+            .active(&self.shared.handles)
+            .then_some(self.next_pass);
+        for deadline in [self.hold_until, self.close_at, next_pass]
+            .into_iter()
+            .flatten()
+        {
             timeout = timeout.min(deadline.saturating_duration_since(now));
         }
         let stalled = !self.backlog.is_empty();
@@ -510,6 +578,10 @@ impl IoThread {
             left += 1;
         }
         left += self.hold.lines;
+        // Sums made after the last pass: the lines they would have been.
+        let unsent = self.aggregator.pending(&self.shared.handles);
+        add_owned(&io.aggregated, unsent);
+        left += unsent;
         left += self.backlog.iter().map(|(_, lines)| lines).sum::<u64>();
         if left > 0 {
             log::warn!("zibrato: {left} measurements not delivered before the linger ran out");

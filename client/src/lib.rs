@@ -4,8 +4,9 @@
 //!
 //! It is the Rust successor of the Python client of Zibrato 0.2 and speaks
 //! its wire format (`level|type|name|value|timestamp|source`), with labels
-//! after the name (`name;key=value;key=value`). What it is not: it does no
-//! aggregation (workers do) and never talks to a metrics service.
+//! after the name (`name;key=value;key=value`). What it is not: it never
+//! talks to a metrics service, and it aggregates only what [handles](#handles)
+//! count (workers aggregate the rest).
 //!
 //! # Forms
 //!
@@ -101,8 +102,51 @@
 //! rules and sorted at compile time. A decorated function keeps its
 //! signature, attributes and docs and returns exactly what it returned.
 //!
+//! ## Handles
+//!
+//! A hot counter need not send a line per call. A handle, made once for a
+//! level, name, source and labels, adds up in the client: an increment is
+//! one relaxed atomic add on the calling thread (no formatting, no queue, no
+//! allocation), and the I/O thread sends one line per series per
+//! [pass](Builder::handle_interval) with the sum since the last one. A gauge
+//! handle keeps its value, sent when it changed.
+//!
+//! ```no_run
+//! # let z = zibrato::Zibrato::new()?;
+//! let requests = z.labels(&[("route", "/api")]).counter("info", "http.requests");
+//! let inflight = z.gauge_handle("info", "http.inflight");
+//! for _ in 0..1_000_000 {
+//!     requests.increment(1);
+//! }
+//! inflight.set(12);
+//! // Within a pass: info|Counter|http.requests;route=/api|1000000|…|not_specified
+//! //                info|Gauge|http.inflight|12|…|not_specified
+//! # Ok::<(), zibrato::Error>(())
+//! ```
+//!
+//! The series' line is formatted when the handle is made, with its labels
+//! checked and counted as for every form; handles of one series share one
+//! cell. The level is looked at by the I/O thread only: at a level nobody
+//! subscribes to an increment costs the same, and the pass counts the line
+//! `filtered`. A flush and closing the client make a pass at once, so a
+//! short-lived program loses no sum. Lines made from handles are counted in
+//! [`Stats::aggregated`] and end sent, filtered or dropped like the others.
+//! See [`Counter`] and [`Gauge`]; the per-call forms above are unchanged.
+//!
+//! ## The `metrics` facade
+//!
+//! With the `metrics` cargo feature (off by default), Zibrato is a recorder
+//! of the [`metrics`](https://docs.rs/metrics/0.24) crate: one call,
+//! `z.install_recorder()`, and every `counter!`, `gauge!` and `histogram!`
+//! of the program and its libraries goes through the client. Counters and
+//! gauges are handles; histograms are sent value by value (`Timer` once
+//! described in seconds); a key's `level` and `source` labels pick the
+//! level (default `info`) and source; descriptions are dropped, since the
+//! wire has no place for them. See the `metrics` module (built with the
+//! feature) and `examples/metrics_facade.rs`.
+//!
 //! Builder options: host, port, an existing `zmq::Context`, queue capacity,
-//! linger, hold time, batching (see [`Builder`]).
+//! linger, hold time, batching, handle interval (see [`Builder`]).
 //!
 //! # Promises
 //!
@@ -111,8 +155,10 @@
 //!   cannot be delivered is dropped and counted, by reason, in
 //!   [`Zibrato::stats`].
 //! - After a thread's first measurement to a client, recording costs no heap
-//!   allocation and takes no lock, with labels or without, good or bad
-//!   (pinned by `tests/alloc_free.rs`), except:
+//!   allocation and takes no lock, with labels or without, good or bad, and
+//!   neither does updating a handle once made, nor a facade macro whose key
+//!   was seen before with labels known at compile time (pinned by
+//!   `tests/alloc_free.rs`), except:
 //!   - a single line longer than [`limits::INLINE_LINE_BYTES`], labels
 //!     included, is formatted on the heap;
 //!   - a thread recording to more than [`limits::CLIENTS_PER_THREAD`] clients
@@ -130,6 +176,12 @@
 //!     client (round-robin) when it comes back.
 //! - A level no worker subscribes to costs a few nanoseconds and is counted
 //!   as `filtered`, not lost.
+//! - Handles count exactly across threads, and a program that increments
+//!   them and exits loses no sum: dropping the client (and its handles) or
+//!   a flush makes a last pass. An update made after the client was closed
+//!   is lost uncounted (a handle's update never looks at the client); one
+//!   made after the last pass but before the close is counted
+//!   `dropped_at_close`.
 //! - A program that records and exits at once, with the broker and a worker
 //!   up, loses nothing: dropping the last handle (or [`Zibrato::flush`]) waits,
 //!   up to the linger, until everything has been handed to ZeroMQ; closing
@@ -168,6 +220,7 @@ mod client;
 mod forms;
 mod global;
 mod guards;
+mod handles;
 
 // What a recording call does on the calling thread.
 mod clock;
@@ -190,6 +243,8 @@ mod socket;
 mod subscriptions;
 
 pub mod limits;
+#[cfg(feature = "metrics")]
+pub mod metrics;
 
 #[doc(hidden)]
 pub mod __private;
@@ -199,6 +254,7 @@ pub use client::{MetricValue, Zibrato};
 pub use forms::{Labelled, Sourced};
 pub use global::{default_client, flush_default, set_default};
 pub use guards::{CountGuard, Timer};
+pub use handles::{Counter, Gauge};
 pub use stats::Stats;
 pub use zibrato_backend_api::endpoint::{DEFAULT_HOST, DEFAULT_PORT};
 pub use zibrato_backend_api::Kind;

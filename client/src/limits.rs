@@ -19,8 +19,10 @@
 //! assert_eq!(MAX_LABELS, 16);
 //! assert_eq!(MAX_KEY_BYTES, 64);
 //! assert_eq!(MAX_VALUE_BYTES, 255);
+//! assert_eq!(COUNTER_STRIPES, 4);
 //! ```
 
+pub use crate::handles::COUNTER_STRIPES;
 pub use crate::io_thread::SUBSCRIPTIONS_SETTLE;
 pub use crate::line::{INLINE_LINE_BYTES, SLOT_BYTES};
 pub use crate::local::{CACHED_LEVELS, CACHED_LEVEL_BYTES, CLIENTS_PER_THREAD};

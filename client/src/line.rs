@@ -230,6 +230,105 @@ impl Line {
     }
 }
 
+/// A series' line made once, when its handle is: everything but the value
+/// and the timestamp, sanitised and with its labels checked, sorted and
+/// repaired exactly as [`Line::write`] does for the other forms.
+///
+/// It is kept as the text before the value (`level|type|name;labels|`) and
+/// the text after the timestamp (`|source`); those bytes are also the
+/// series' identity, so two handles of one series share one cell.
+#[derive(Debug)]
+pub(crate) struct SeriesLine {
+    /// The prefix, then the suffix.
+    bytes: Box<[u8]>,
+    prefix_len: usize,
+    level_len: usize,
+}
+
+impl SeriesLine {
+    /// The line of a series, and what became of its labels.
+    pub(crate) fn new(
+        level: &str,
+        kind: Kind,
+        name: &str,
+        source: Option<&str>,
+        labels: Pairs,
+        wire: Wire,
+    ) -> (SeriesLine, LabelCounts) {
+        let mut line = Line::default();
+        let sample = Sample::new(level, kind, name, Value::Number(0.0), source, labels);
+        let counts = line.write(&sample, 0, wire);
+        let bytes = line.as_bytes();
+        // Level, type and name hold no `|` once written, and neither does a
+        // source: the third `|` ends the prefix, the last one starts the
+        // suffix, and what lies between is the `0|0` written above.
+        let prefix_len = bytes
+            .iter()
+            .enumerate()
+            .filter(|(_, &b)| b == b'|')
+            .nth(2)
+            .map_or(0, |(i, _)| i + 1);
+        let suffix_at = bytes.iter().rposition(|&b| b == b'|').unwrap_or(0);
+        debug_assert_eq!(&bytes[prefix_len..suffix_at], b"0|0");
+        let mut kept = Vec::with_capacity(prefix_len + bytes.len() - suffix_at);
+        kept.extend_from_slice(&bytes[..prefix_len]);
+        kept.extend_from_slice(&bytes[suffix_at..]);
+        let series = SeriesLine {
+            bytes: kept.into_boxed_slice(),
+            prefix_len,
+            level_len: line.level().len(),
+        };
+        (series, counts)
+    }
+
+    /// The sanitised level the series' lines start with.
+    #[cfg(test)]
+    pub(crate) fn level(&self) -> &[u8] {
+        &self.bytes[..self.level_len]
+    }
+
+    /// The series' identity: its line without value and timestamp.
+    pub(crate) fn identity(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    fn prefix(&self) -> &[u8] {
+        &self.bytes[..self.prefix_len]
+    }
+
+    fn suffix(&self) -> &[u8] {
+        &self.bytes[self.prefix_len..]
+    }
+}
+
+impl Line {
+    /// Formats one measurement of a series made before: its prefix, the
+    /// value and timestamp as [`Line::write`] writes them, its suffix.
+    #[inline]
+    pub(crate) fn write_series(&mut self, series: &SeriesLine, value: Value, timestamp: i64) {
+        let mut w = Writer {
+            buf: &mut self.bytes,
+            len: 0,
+            spill: None,
+        };
+        w.bytes(series.prefix());
+        match value {
+            Value::Number(value) => w.number(if value.is_finite() { value } else { 0.0 }),
+            Value::Seconds(d) => w.seconds(d),
+        }
+        w.byte(b'|');
+        w.integer(timestamp.clamp(0, zibrato_backend_api::codec::MAX_TIMESTAMP));
+        w.bytes(series.suffix());
+        match w.spill {
+            None => {
+                self.len = w.len as u8;
+                self.level_len = series.level_len as u8;
+            }
+            Some(bytes) => self.spilled(bytes, series.level_len),
+        }
+    }
+}
+
 /// A value with at most six decimal places, as `(units, places)` with
 /// `value == units / 10^places` exactly once parsed back: what gauges mostly
 /// carry (`61.5`, `0.25`, `4.0625`). Formatting it is an integer job, much
@@ -543,6 +642,52 @@ mod tests {
         let counts = line.write(&sample, 7, wire);
         let text = String::from_utf8(line.as_bytes().to_vec()).unwrap();
         (text, counts, line)
+    }
+
+    #[test]
+    fn a_series_line_is_the_line_the_other_forms_write() {
+        let given = [("route", "/a|pi"), ("method", "GET"), ("level", "x")];
+        for (kind, value) in [
+            (Kind::Counter, 42.0),
+            (Kind::Gauge, -0.25),
+            (Kind::Timer, 1e-7),
+        ] {
+            let mut direct = Line::default();
+            let sample = Sample::new(
+                "in|fo",
+                kind,
+                "n;x",
+                Value::Number(value),
+                Some("web1"),
+                &given,
+            );
+            let counts = direct.write(&sample, 1764057600, Wire::Labelled);
+            let (series, made) =
+                SeriesLine::new("in|fo", kind, "n;x", Some("web1"), &given, Wire::Labelled);
+            assert_eq!(made, counts);
+            let mut line = Line::default();
+            line.write_series(&series, Value::Number(value), 1764057600);
+            assert_eq!(line.as_bytes(), direct.as_bytes());
+            assert_eq!(line.level(), b"in_fo");
+            assert_eq!(series.level(), b"in_fo");
+        }
+        let long = "v".repeat(200);
+        let (series, _) = SeriesLine::new(
+            "info",
+            Kind::Counter,
+            "n",
+            None,
+            &[("k", &long)],
+            Wire::Labelled,
+        );
+        let mut line = Line::default();
+        line.write_series(&series, Value::Number(3.0), 7);
+        assert!(line.heap.is_some());
+        assert_eq!(
+            line.as_bytes(),
+            format!("info|Counter|n;k={long}|3|7|not_specified").as_bytes()
+        );
+        assert_eq!(line.level(), b"info");
     }
 
     #[test]

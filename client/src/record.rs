@@ -21,6 +21,8 @@
 use crate::client::Zibrato;
 use crate::clock::unix_now;
 use crate::labels::{LabelCounts, Pairs};
+#[cfg(feature = "metrics")]
+use crate::line::SeriesLine;
 use crate::line::{Line, Sample, Value, Wire};
 use crate::local;
 use crate::shared::Shared;
@@ -96,8 +98,7 @@ impl Zibrato {
                 &local.counters,
                 add_owned,
                 || !check_level || local.levels.queues(shared, sample.level),
-                local.stripe,
-                sample,
+                || enqueue(shared, local.stripe, sample),
             )
         });
         let queued = match done {
@@ -119,31 +120,65 @@ impl Zibrato {
             &shared.counters.retired,
             add_shared,
             || shared.subscriptions.queues(sample.level),
-            0,
-            sample,
+            || enqueue(shared, 0, sample),
         )
+    }
+
+    /// `record` for a series whose line was made before (the `metrics`
+    /// facade's histograms): only the value and timestamp are formatted.
+    /// `level` is the level as given, for the subscription check.
+    #[cfg(feature = "metrics")]
+    #[inline]
+    pub(crate) fn record_series(&self, level: &str, series: &SeriesLine, value: Value) {
+        let shared = &self.inner.shared;
+        let done = local::with_client(self.inner.id, shared, |local| {
+            queue_or_count(
+                shared,
+                &local.counters,
+                add_owned,
+                || local.levels.queues(shared, level),
+                || enqueue_series(shared, local.stripe, series, value),
+            )
+        });
+        let queued = done.unwrap_or_else(|| {
+            queue_or_count(
+                shared,
+                &shared.counters.retired,
+                add_shared,
+                || shared.subscriptions.queues(level),
+                || enqueue_series(shared, 0, series, value),
+            )
+        });
+        if queued && shared.after_push() {
+            bump_shared(&shared.counters.retired.at_close);
+        }
+    }
+
+    /// Counts one histogram not sent in legacy mode (the facade's).
+    #[cfg(feature = "metrics")]
+    pub(crate) fn count_legacy_histogram(&self) {
+        self.histogram_in_legacy_mode();
     }
 }
 
 /// What every recording call decides: once the client is closed the
 /// measurement is `at_close`; at an unwanted level, `filtered`; else it is
-/// formatted into the queue's `stripe`: `queued` (with the labels it dropped
-/// or repaired), or `queue_full`. `add` writes `counters` (the calling
-/// thread's own, or the shared ones). True if it was queued.
+/// formatted into the queue by `enqueue`: `queued` (with the labels it
+/// dropped or repaired), or `queue_full`. `add` writes `counters` (the
+/// calling thread's own, or the shared ones). True if it was queued.
 #[inline(always)]
 fn queue_or_count(
     shared: &Shared,
     counters: &ThreadCounters,
     add: fn(&AtomicU64, u64),
     wanted: impl FnOnce() -> bool,
-    stripe: usize,
-    sample: &Sample,
+    enqueue: impl FnOnce() -> Option<LabelCounts>,
 ) -> bool {
     let counter = if shared.shutdown.load(Ordering::Relaxed) {
         &counters.at_close
     } else if !wanted() {
         &counters.filtered
-    } else if let Some(labels) = enqueue(shared, stripe, sample) {
+    } else if let Some(labels) = enqueue() {
         add(&counters.queued, 1);
         if labels.any() {
             count_labels(counters, add, labels);
@@ -177,6 +212,22 @@ fn enqueue(shared: &Shared, stripe: usize, sample: &Sample) -> Option<LabelCount
         labels = line.write(sample, timestamp, wire);
     });
     queued.then_some(labels)
+}
+
+/// [`enqueue`] for a series whose line was made before.
+#[cfg(feature = "metrics")]
+#[inline(never)]
+fn enqueue_series(
+    shared: &Shared,
+    stripe: usize,
+    series: &SeriesLine,
+    value: Value,
+) -> Option<LabelCounts> {
+    let timestamp = unix_now();
+    let queued = shared.queue.push_with(stripe, |line: &mut Line| {
+        line.write_series(series, value, timestamp);
+    });
+    queued.then_some(LabelCounts::default())
 }
 
 #[cfg(test)]

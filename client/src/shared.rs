@@ -17,6 +17,7 @@
 //! caller ([`Shared::after_push`]), so that every measurement is counted
 //! once.
 
+use crate::handles::Registry;
 use crate::line::{Line, Wire};
 use crate::queue::Queue;
 use crate::stats::Counters;
@@ -32,6 +33,9 @@ pub(crate) struct Shared {
     pub(crate) queue: Queue,
     /// Which levels are wanted.
     pub(crate) subscriptions: Subscriptions,
+    /// The series of the handles made so far, whose sums the I/O thread
+    /// sends.
+    pub(crate) handles: Registry,
     /// The workers lines are written for: legacy mode (no batching) writes
     /// them for Zibrato 0.2's.
     pub(crate) wire: Wire,
@@ -59,6 +63,7 @@ impl Shared {
         Shared {
             queue: Queue::new(capacity, Queue::stripes_for_this_machine()),
             subscriptions: Subscriptions::new(),
+            handles: Registry::default(),
             wire,
             counters: Counters::default(),
             sleeping: AtomicBool::new(false),

@@ -11,9 +11,10 @@ use std::sync::{Arc, Mutex, PoisonError};
 /// Counts of a client's measurements by what became of them, and of the
 /// labels that were dropped or repaired on the way.
 ///
-/// Every measurement recorded is, in the end, exactly one of: `sent`,
-/// `filtered`, or one of the `dropped_*` counts (the remainder is still on its
-/// way: queued, held or in a frame being sent). `labels_dropped` and
+/// Every measurement `queued`, and every line `aggregated` from handles, is
+/// in the end exactly one of: `sent`, `filtered`, or one of the `dropped_*`
+/// counts (the remainder is still on its way: queued, held or in a frame
+/// being sent). `labels_dropped` and
 /// `labels_repaired` count labels, not measurements: a measurement whose
 /// labels were dropped or repaired is still sent.
 ///
@@ -26,6 +27,12 @@ use std::sync::{Arc, Mutex, PoisonError};
 pub struct Stats {
     /// Accepted into the client's queue by a calling thread.
     pub queued: u64,
+    /// Lines the I/O thread made from the sums and values of handles
+    /// ([`Zibrato::counter`](crate::Zibrato::counter),
+    /// [`Zibrato::gauge_handle`](crate::Zibrato::gauge_handle), the
+    /// `metrics` facade's counters and gauges): at most one per series per
+    /// pass. They are accounted for like queued measurements.
+    pub aggregated: u64,
     /// Handed to ZeroMQ (lines, not frames).
     pub sent: u64,
     /// ZeroMQ messages sent; fewer than `sent` when lines were batched.
@@ -147,6 +154,9 @@ pub(crate) fn add_shared(counter: &AtomicU64, n: u64) {
 /// Counters the I/O thread keeps (its own, so written by one thread only).
 #[derive(Debug, Default)]
 pub(crate) struct IoCounters {
+    pub(crate) aggregated: AtomicU64,
+    /// Passes made over the handles' series.
+    pub(crate) passes: AtomicU64,
     pub(crate) sent: AtomicU64,
     pub(crate) frames: AtomicU64,
     pub(crate) filtered: AtomicU64,
@@ -208,6 +218,7 @@ impl Counters {
         // it, and the I/O thread may have sent it by then. Once the client is
         // idle (say after a flush), the counts add up.
         let io = &self.io;
+        stats.aggregated = io.aggregated.load(Ordering::Relaxed);
         stats.sent = io.sent.load(Ordering::Relaxed);
         stats.frames = io.frames.load(Ordering::Relaxed);
         stats.filtered = io.filtered.load(Ordering::Relaxed);

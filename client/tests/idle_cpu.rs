@@ -198,3 +198,37 @@ fn while_the_broker_does_not_read_the_io_thread_backs_off() {
     closing.join().unwrap();
     drop(broker);
 }
+
+#[test]
+fn with_handles_the_io_thread_sleeps_between_its_passes() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(PoisonError::into_inner);
+    // Nobody listens: the sums are filtered, and a flush returns at once.
+    let z = Zibrato::builder()
+        .port(zibrato_testkit::free_port_pair())
+        .hold(Duration::ZERO)
+        .linger(Duration::from_millis(100))
+        .handle_interval(Duration::from_millis(10))
+        .build()
+        .unwrap();
+    let counters: Vec<_> = (0..100)
+        .map(|i| z.counter("info", &format!("idle.{i}")))
+        .collect();
+    let gauge = z.gauge_handle("info", "idle.gauge");
+    gauge.set(1);
+    for counter in &counters {
+        counter.increment(1);
+    }
+    assert!(z.flush());
+    // A pass every 10 ms, a hundred series with nothing new in each.
+    let (share, before, after) = share_over_window(|| z.stats());
+    assert!(
+        share < MAX_SHARE,
+        "the I/O thread used {:.0}% of a core between passes",
+        share * 100.0
+    );
+    assert_eq!(
+        before.aggregated, after.aggregated,
+        "nothing moved: {after:?}"
+    );
+    assert_eq!(after.aggregated, 101, "{after:?}");
+}

@@ -152,3 +152,44 @@ fn the_default_client_delivers_what_decorated_functions_recorded_before_exit() {
     assert_eq!(names, ["greetings", "lookup", "parse", "parse"]);
     assert_eq!(got[0].source.as_deref(), Some("example"));
 }
+
+#[test]
+fn a_program_that_increments_handles_and_exits_loses_nothing() {
+    let broker = start_broker();
+    let mut worker = Worker::new(&broker, &["info"]);
+    let probe = common::client_for(&broker);
+    worker.wait_until_subscribed(&probe, "info");
+    drop(probe);
+
+    // Exits as soon as it has counted: the sums go out as it closes.
+    let (out, _) = run_example("handles", &["4", "250000"], broker.publisher_port());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut sum = 0.0;
+    let mut workers = None;
+    let until = Instant::now() + DEADLINE;
+    while sum < 1e6 || workers != Some(4.0) {
+        assert!(
+            Instant::now() < until,
+            "sum {sum}, workers {workers:?}; child said: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        for got in worker.receive_for(Duration::from_millis(100)) {
+            match got.name.as_str() {
+                "handled.requests;route=/api" => {
+                    assert_eq!(got.source.as_deref(), Some("example"));
+                    sum += got.value;
+                }
+                "handled.workers" => workers = Some(got.value),
+                _ => {}
+            }
+        }
+    }
+    assert_eq!(sum, 1e6);
+    // Nothing more is on its way: the program has exited.
+    let late = worker.receive_for(Duration::from_millis(300));
+    assert!(late.is_empty(), "{late:?}");
+}

@@ -3,6 +3,9 @@
 
 #![allow(dead_code)]
 
+pub mod examples;
+pub mod stdout;
+
 use std::time::{Duration, Instant};
 use zibrato::Zibrato;
 use zibrato_backend_api::codec::parse_frame;
