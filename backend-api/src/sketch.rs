@@ -328,7 +328,7 @@ impl Sketch {
             self.zero_count += 1;
             return Ok(());
         }
-        let negative = value < 0.0;
+        let negative = value.is_sign_negative();
         let index = map_to_index(magnitude, self.scale, self.table);
         let hit = dispatch!(&mut self.store, r => r.try_add(negative, index, 1));
         if hit.is_err() {
@@ -1394,6 +1394,84 @@ mod tests {
         let mut merged = coarse.clone();
         merged.merge(&fine);
         assert_same_buckets(&merged, &whole);
+    }
+
+    #[test]
+    fn merging_a_finer_sketch_of_values_above_one_keeps_the_coarser_scale() {
+        // Bucket indices above 1 are positive: the finer sketch's span is
+        // brought down to the coarser scale (a right shift), never widened.
+        let mut rng = Rng(7);
+        let narrow: Vec<f64> = (0..5_000).map(|_| 500.0 + 100.0 * rng.unit()).collect();
+        let wide: Vec<f64> = (0..5_000).map(|_| 1000f64.powf(rng.unit()) + 1.0).collect();
+        let all: Vec<f64> = narrow.iter().chain(&wide).copied().collect();
+        let whole = sketch_of(&all);
+        let (fine, coarse) = (sketch_of(&narrow), sketch_of(&wide));
+        assert!(fine.scale() > coarse.scale());
+        let mut merged = coarse.clone();
+        merged.merge(&fine);
+        assert_eq!(merged.scale(), coarse.scale());
+        assert_same_buckets(&merged, &whole);
+    }
+
+    #[test]
+    fn quantiles_of_negative_values_in_a_few_buckets_are_within_the_bound() {
+        // Ten each of -10000, -100 and -1, then three positive values: every
+        // rank's estimate within the bound of the exact value.
+        let mut values: Vec<f64> = [-10_000.0, -100.0, -1.0]
+            .iter()
+            .flat_map(|&v| [v; 10])
+            .chain([1.0, 2.0, 3.0])
+            .collect();
+        let sketch = sketch_of(&values);
+        let bound = error_bound(sketch.scale());
+        values.sort_by(f64::total_cmp);
+        for i in 0..=100 {
+            let q = f64::from(i) / 100.0;
+            let want = exact(&values, q);
+            let got = sketch.quantile(q).unwrap();
+            assert!(
+                (got - want).abs() <= want.abs() * bound,
+                "q {q}: {got} for {want}"
+            );
+        }
+    }
+
+    #[test]
+    fn quantiles_of_negative_values_rise_with_q_inside_a_bucket_too() {
+        // 2000 values from -3 to -1, many to a bucket: the estimates rise
+        // with the rank, within the bound of the exact values.
+        let mut values: Vec<f64> = (0..2000).map(|i| -1.0 - f64::from(i) / 1000.0).collect();
+        let sketch = sketch_of(&values);
+        let bound = error_bound(sketch.scale());
+        values.sort_by(f64::total_cmp);
+        let mut last = f64::NEG_INFINITY;
+        for i in 0..=1000 {
+            let q = f64::from(i) / 1000.0;
+            let got = sketch.quantile(q).unwrap();
+            let want = exact(&values, q);
+            assert!(got >= last, "q {q}: {got} below {last}");
+            assert!(
+                (got - want).abs() <= want.abs() * bound,
+                "q {q}: {got} for {want}"
+            );
+            last = got;
+        }
+    }
+
+    #[test]
+    fn a_sketch_shows_its_scale_count_and_buckets_when_debugged() {
+        let shown = format!("{:?}", sketch_of(&[0.0, 2.0, -3.0]));
+        for part in [
+            "Sketch",
+            "scale: ",
+            "count: 3",
+            "sum: -1.0",
+            "zero_count: 1",
+            "min: Some(-3.0)",
+            "max: Some(2.0)",
+        ] {
+            assert!(shown.contains(part), "{part} in {shown}");
+        }
     }
 
     #[test]
