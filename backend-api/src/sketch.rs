@@ -1437,19 +1437,35 @@ mod tests {
     }
 
     #[test]
-    fn quantiles_of_negative_values_rise_with_q_inside_a_bucket_too() {
-        // 2000 values from -3 to -1, many to a bucket: the estimates rise
-        // with the rank, within the bound of the exact values.
-        let mut values: Vec<f64> = (0..2000).map(|i| -1.0 - f64::from(i) / 1000.0).collect();
+    fn quantiles_rise_with_q_inside_a_bucket_too() {
+        // 2000 values from -3 to -1 and 2000 from 1 to 3, a few to a
+        // bucket: the estimates rise with the rank, within the bound of the
+        // exact values.
+        let mut values: Vec<f64> = (0..2000)
+            .map(|i| 1.0 + f64::from(i) / 1000.0)
+            .flat_map(|v| [v, -v])
+            .collect();
         let sketch = sketch_of(&values);
         let bound = error_bound(sketch.scale());
         values.sort_by(f64::total_cmp);
-        let mut last = f64::NEG_INFINITY;
-        for i in 0..=1000 {
-            let q = f64::from(i) / 1000.0;
+        assert!(
+            sketch.scale() >= 7,
+            "a scale at which an estimate moves in its bucket"
+        );
+        let (mut last, mut last_want) = (f64::NEG_INFINITY, f64::NEG_INFINITY);
+        for i in 0..=4000 {
+            let q = f64::from(i) / 4000.0;
             let got = sketch.quantile(q).unwrap();
             let want = exact(&values, q);
-            assert!(got >= last, "q {q}: {got} below {last}");
+            // A higher rank of another value estimates higher, in its
+            // bucket too (but where clamped to the exact min or max).
+            let (min, max) = (values[0], values[values.len() - 1]);
+            if want > last_want && last > min && got < max {
+                assert!(got > last, "q {q}: {got} not above {last}");
+            } else {
+                assert!(got >= last, "q {q}: {got} below {last}");
+            }
+            last_want = want;
             assert!(
                 (got - want).abs() <= want.abs() * bound,
                 "q {q}: {got} for {want}"
