@@ -1475,7 +1475,29 @@ mod tests {
     }
 
     #[test]
+    fn quantiles_that_fall_on_zeros_and_past_them_are_exact_in_their_buckets() {
+        let mut values: Vec<f64> = [-2.0, 0.0, 3.0, 300.0]
+            .iter()
+            .flat_map(|&v| [v; 10])
+            .collect();
+        let sketch = sketch_of(&values);
+        let bound = error_bound(sketch.scale());
+        values.sort_by(f64::total_cmp);
+        for i in 0..=40 {
+            let q = f64::from(i) / 40.0;
+            let want = exact(&values, q);
+            let got = sketch.quantile(q).unwrap();
+            assert!(
+                (got - want).abs() <= want.abs() * bound,
+                "q {q}: {got} for {want}"
+            );
+        }
+    }
+
+    #[test]
     fn a_sketch_shows_its_scale_count_and_buckets_when_debugged() {
+        assert!(Sketch::new().is_empty());
+        assert!(!sketch_of(&[0.0]).is_empty());
         let shown = format!("{:?}", sketch_of(&[0.0, 2.0, -3.0]));
         for part in [
             "Sketch",
