@@ -1417,23 +1417,34 @@ mod tests {
     fn quantiles_of_negative_values_in_a_few_buckets_are_within_the_bound() {
         // Ten each of -10000, -100 and -1, then three positive values: every
         // rank's estimate within the bound of the exact value.
-        let mut values: Vec<f64> = [-10_000.0, -100.0, -1.0]
+        let values: Vec<f64> = [-10_000.0, -100.0, -1.0]
             .iter()
             .flat_map(|&v| [v; 10])
             .chain([1.0, 2.0, 3.0])
             .collect();
-        let sketch = sketch_of(&values);
+        checked_quantiles(&values, 100);
+    }
+
+    /// The sketch of `values`, and at each of `steps` + 1 even steps of
+    /// `q` from 0 to 1, (the estimate, the exact value), the estimate
+    /// checked within the bound of the exact value.
+    fn checked_quantiles(values: &[f64], steps: u32) -> (Sketch, Vec<(f64, f64)>) {
+        let sketch = sketch_of(values);
         let bound = error_bound(sketch.scale());
-        values.sort_by(f64::total_cmp);
-        for i in 0..=100 {
-            let q = f64::from(i) / 100.0;
-            let want = exact(&values, q);
-            let got = sketch.quantile(q).unwrap();
-            assert!(
-                (got - want).abs() <= want.abs() * bound,
-                "q {q}: {got} for {want}"
-            );
-        }
+        let mut sorted = values.to_vec();
+        sorted.sort_by(f64::total_cmp);
+        let estimates = (0..=steps)
+            .map(|i| {
+                let q = f64::from(i) / f64::from(steps);
+                let (got, want) = (sketch.quantile(q).unwrap(), exact(&sorted, q));
+                assert!(
+                    (got - want).abs() <= want.abs() * bound,
+                    "q {q}: {got} for {want}"
+                );
+                (got, want)
+            })
+            .collect();
+        (sketch, estimates)
     }
 
     #[test]
@@ -1441,57 +1452,35 @@ mod tests {
         // 2000 values from -3 to -1 and 2000 from 1 to 3, a few to a
         // bucket: the estimates rise with the rank, within the bound of the
         // exact values.
-        let mut values: Vec<f64> = (0..2000)
+        let values: Vec<f64> = (0..2000)
             .map(|i| 1.0 + f64::from(i) / 1000.0)
             .flat_map(|v| [v, -v])
             .collect();
-        let sketch = sketch_of(&values);
-        let bound = error_bound(sketch.scale());
-        values.sort_by(f64::total_cmp);
+        let (sketch, estimates) = checked_quantiles(&values, 4000);
         assert!(
             sketch.scale() >= 7,
             "a scale at which an estimate moves in its bucket"
         );
-        let (mut last, mut last_want) = (f64::NEG_INFINITY, f64::NEG_INFINITY);
-        for i in 0..=4000 {
-            let q = f64::from(i) / 4000.0;
-            let got = sketch.quantile(q).unwrap();
-            let want = exact(&values, q);
+        let (min, max) = (sketch.min().unwrap(), sketch.max().unwrap());
+        for (i, pair) in estimates.windows(2).enumerate() {
+            let [(last, last_want), (got, want)] = [pair[0], pair[1]];
             // A higher rank of another value estimates higher, in its
             // bucket too (but where clamped to the exact min or max).
-            let (min, max) = (values[0], values[values.len() - 1]);
             if want > last_want && last > min && got < max {
-                assert!(got > last, "q {q}: {got} not above {last}");
+                assert!(got > last, "step {}: {got} not above {last}", i + 1);
             } else {
-                assert!(got >= last, "q {q}: {got} below {last}");
+                assert!(got >= last, "step {}: {got} below {last}", i + 1);
             }
-            last_want = want;
-            assert!(
-                (got - want).abs() <= want.abs() * bound,
-                "q {q}: {got} for {want}"
-            );
-            last = got;
         }
     }
 
     #[test]
     fn quantiles_that_fall_on_zeros_and_past_them_are_exact_in_their_buckets() {
-        let mut values: Vec<f64> = [-2.0, 0.0, 3.0, 300.0]
+        let values: Vec<f64> = [-2.0, 0.0, 3.0, 300.0]
             .iter()
             .flat_map(|&v| [v; 10])
             .collect();
-        let sketch = sketch_of(&values);
-        let bound = error_bound(sketch.scale());
-        values.sort_by(f64::total_cmp);
-        for i in 0..=40 {
-            let q = f64::from(i) / 40.0;
-            let want = exact(&values, q);
-            let got = sketch.quantile(q).unwrap();
-            assert!(
-                (got - want).abs() <= want.abs() * bound,
-                "q {q}: {got} for {want}"
-            );
-        }
+        checked_quantiles(&values, 40);
     }
 
     #[test]

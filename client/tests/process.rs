@@ -7,32 +7,13 @@
 mod common;
 
 use common::{start_broker, Worker, DEADLINE};
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn example(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    // target/<profile>/deps/process-<hash> -> target/<profile>/examples/<name>
-    let path = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .unwrap()
-        .join("examples")
-        .join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
-    assert!(
-        path.exists(),
-        "{} is missing: run `cargo build -p zibrato --examples` (plain `cargo test -p zibrato` builds it)",
-        path.display()
-    );
-    path
-}
-
-/// Waits for the child to exit, killing it after `deadline`.
 /// Runs example `name` with `args`, its default client pointed at `port`;
 /// returns its output and how long it took (within [`DEADLINE`]).
 fn run_example(name: &str, args: &[&str], port: u16) -> (std::process::Output, Duration) {
-    let child = Command::new(example(name))
+    let child = Command::new(common::examples::path(name))
         .args(args)
         .env("ZIBRATO_PORT", port.to_string())
         .env_remove("ZIBRATO_HOST")

@@ -49,10 +49,7 @@ fn start(endpoint: Option<&str>, extra: &[&str], env: &[(&str, &str)]) -> Pipeli
 }
 
 fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
+    zibrato_testkit::unix_now()
 }
 
 /// A labelled counter in two frames (5 + 7), a gauge, three timer samples

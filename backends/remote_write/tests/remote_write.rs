@@ -50,10 +50,7 @@ fn start(url: &str, extra: &[&str], env: &[(&str, &str)]) -> Pipeline {
 }
 
 fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
+    zibrato_testkit::unix_now()
 }
 
 /// The measurements both receiver tests send: a labelled counter in two

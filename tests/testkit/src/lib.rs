@@ -58,6 +58,15 @@ pub fn bin(name: &str) -> PathBuf {
     path
 }
 
+/// The time now, in Unix seconds: what a test stamps the measurements it
+/// publishes with.
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("the clock is after 1970")
+        .as_secs() as i64
+}
+
 /// A port `p` such that a broker could bind `p` and `p + 1` just now, for
 /// tests that start something before its broker, or need a port no broker
 /// listens on: the broker library binds any free pair
